@@ -1,0 +1,43 @@
+//! Hot paths of request handling: parsing a chat body and re-framing an SSE stream.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use pyxis_protocol::{InferenceRequest, RequestKind, SseFramer};
+use std::hint::black_box;
+
+fn bench(c: &mut Criterion) {
+    let body = br#"{"model":"llama-3-8b","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Write a haiku about GPUs and the people who share them."}],"max_tokens":128,"temperature":0.7,"stream":true,"stream_options":{"include_usage":true}}"#;
+    // Baseline: plain JSON parse of the same bytes, so the figure to read is the ratio.
+    c.bench_function("baseline/serde_json_value", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(body)))
+    });
+    c.bench_function("parse/chat_request", |b| {
+        b.iter(|| InferenceRequest::parse(RequestKind::Chat, black_box(body)))
+    });
+    let req = InferenceRequest::parse(RequestKind::Chat, body).expect("valid");
+    c.bench_function("parse/upstream_body", |b| b.iter(|| req.upstream_body(black_box("served"))));
+
+    let mut wire = Vec::new();
+    for i in 0..128 {
+        wire.extend_from_slice(format!("data: {{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\" tok{i}\"}}}}]}}\n\n").as_bytes());
+    }
+    let chunks: Vec<&[u8]> = wire.chunks(97).collect();
+    c.bench_function("baseline/memchr_newlines_128_events", |b| {
+        b.iter(|| chunks.iter().map(|c| c.iter().filter(|&&x| x == b'\n').count()).sum::<usize>())
+    });
+    c.bench_function("sse/frame_128_events", |b| {
+        b.iter(|| {
+            let mut f = SseFramer::new();
+            let mut out = Vec::with_capacity(8);
+            let mut n = 0;
+            for c in &chunks {
+                f.push(black_box(c), &mut out);
+                n += out.len();
+                out.clear();
+            }
+            n
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

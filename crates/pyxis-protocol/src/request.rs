@@ -1,0 +1,369 @@
+//! Parsing and validation of `/v1/chat/completions` and `/v1/completions` bodies.
+//!
+//! The body is parsed once into a JSON map; the fields the gateway needs are checked and pulled
+//! out with errors that name the parameter, and everything else is kept verbatim so unknown
+//! runtime-specific parameters (`top_k`, `min_p`, vLLM's extras…) reach the runtime untouched.
+
+use serde_json::{Map, Value};
+
+use crate::error::OpenAiError;
+
+/// Which OpenAI route a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    Chat,
+    Completion,
+}
+
+impl RequestKind {
+    pub fn path(self) -> &'static str {
+        match self {
+            RequestKind::Chat => "/v1/chat/completions",
+            RequestKind::Completion => "/v1/completions",
+        }
+    }
+}
+
+/// A validated inference request.
+#[derive(Debug, Clone)]
+pub struct InferenceRequest {
+    pub kind: RequestKind,
+    pub model: String,
+    pub stream: bool,
+    /// The client asked for a usage chunk at the end of the stream.
+    pub include_usage: bool,
+    /// `max_completion_tokens` or `max_tokens`, whichever was given (the former wins).
+    pub max_tokens: Option<u32>,
+    /// Characters of prompt text, for token estimates before the runtime counts them.
+    pub prompt_chars: usize,
+    /// The whole body, for forwarding.
+    pub body: Map<String, Value>,
+}
+
+/// The chat request as typed by [`InferenceRequest::parse`]; kept as an alias for readability at call sites.
+pub type ChatRequest = InferenceRequest;
+/// The completion request as typed by [`InferenceRequest::parse`].
+pub type CompletionRequest = InferenceRequest;
+/// Parse errors are OpenAI errors (400 with a `param`).
+pub type ParseError = OpenAiError;
+
+const CHAT_ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "an integer",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn wrong_type(param: &str, expected: &str, got: &Value) -> OpenAiError {
+    OpenAiError::invalid(format!(
+        "Invalid type for '{param}': expected {expected}, but got {} instead.",
+        type_name(got)
+    ))
+    .with_param(param)
+    .with_code("invalid_type")
+}
+
+fn missing(param: &str) -> OpenAiError {
+    OpenAiError::invalid(format!("Missing required parameter: '{param}'."))
+        .with_param(param)
+        .with_code("missing_required_parameter")
+}
+
+fn invalid_value(param: &str, msg: String) -> OpenAiError {
+    OpenAiError::invalid(msg).with_param(param).with_code("invalid_value")
+}
+
+fn opt_bool(body: &Map<String, Value>, key: &str) -> Result<Option<bool>, OpenAiError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(v) => Err(wrong_type(key, "a boolean", v)),
+    }
+}
+
+fn opt_positive_int(body: &Map<String, Value>, key: &str) -> Result<Option<u32>, OpenAiError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ Value::Number(n)) => match n.as_u64() {
+            Some(0) => Err(invalid_value(
+                key,
+                format!("Invalid '{key}': integer below minimum value. Expected a value >= 1, but got 0 instead."),
+            )),
+            Some(x) => Ok(Some(u32::try_from(x).unwrap_or(u32::MAX))),
+            None if n.is_i64() => Err(invalid_value(
+                key,
+                format!("Invalid '{key}': integer below minimum value. Expected a value >= 1, but got {n} instead."),
+            )),
+            None => Err(wrong_type(key, "an integer", v)),
+        },
+        Some(v) => Err(wrong_type(key, "an integer", v)),
+    }
+}
+
+fn opt_number_in(
+    body: &Map<String, Value>,
+    key: &str,
+    lo: f64,
+    hi: f64,
+) -> Result<Option<f64>, OpenAiError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ Value::Number(n)) => {
+            let x = n.as_f64().ok_or_else(|| wrong_type(key, "a number", v))?;
+            if x < lo || x > hi {
+                return Err(invalid_value(
+                    key,
+                    format!("Invalid '{key}': expected a value between {lo} and {hi}, but got {x} instead."),
+                ));
+            }
+            Ok(Some(x))
+        }
+        Some(v) => Err(wrong_type(key, "a number", v)),
+    }
+}
+
+fn text_len(content: &Value) -> usize {
+    match content {
+        Value::String(s) => s.len(),
+        Value::Array(parts) => parts
+            .iter()
+            .map(|p| p.get("text").and_then(Value::as_str).map_or(0, str::len))
+            .sum(),
+        _ => 0,
+    }
+}
+
+fn check_messages(body: &Map<String, Value>) -> Result<usize, OpenAiError> {
+    let msgs = match body.get("messages") {
+        None | Some(Value::Null) => return Err(missing("messages")),
+        Some(Value::Array(a)) => a,
+        Some(v) => return Err(wrong_type("messages", "an array", v)),
+    };
+    if msgs.is_empty() {
+        return Err(invalid_value(
+            "messages",
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.".into(),
+        ));
+    }
+    let mut chars = 0;
+    for (i, m) in msgs.iter().enumerate() {
+        let obj = m
+            .as_object()
+            .ok_or_else(|| wrong_type(&format!("messages[{i}]"), "an object", m))?;
+        match obj.get("role") {
+            None => return Err(missing(&format!("messages[{i}].role"))),
+            Some(Value::String(r)) if CHAT_ROLES.contains(&r.as_str()) => {}
+            Some(Value::String(r)) => {
+                let p = format!("messages[{i}].role");
+                return Err(invalid_value(
+                    &p,
+                    format!(
+                        "Invalid value for '{p}': '{r}'. Supported values are: {}.",
+                        CHAT_ROLES.iter().map(|r| format!("'{r}'")).collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            Some(v) => return Err(wrong_type(&format!("messages[{i}].role"), "a string", v)),
+        }
+        match obj.get("content") {
+            None | Some(Value::Null) | Some(Value::String(_)) | Some(Value::Array(_)) => {}
+            Some(v) => {
+                return Err(wrong_type(
+                    &format!("messages[{i}].content"),
+                    "a string or an array of content parts",
+                    v,
+                ));
+            }
+        }
+        chars += obj.get("content").map_or(0, text_len);
+    }
+    Ok(chars)
+}
+
+fn check_prompt(body: &Map<String, Value>) -> Result<usize, OpenAiError> {
+    let expected = "a string, an array of strings, or an array of token arrays";
+    match body.get("prompt") {
+        None | Some(Value::Null) => Err(missing("prompt")),
+        Some(Value::String(s)) => Ok(s.len()),
+        Some(Value::Array(items)) => {
+            let mut chars = 0;
+            for (i, it) in items.iter().enumerate() {
+                match it {
+                    Value::String(s) => chars += s.len(),
+                    // Token ids: count them as ~4 chars each for the estimate.
+                    Value::Number(n) if n.is_u64() => chars += 4,
+                    Value::Array(toks) if toks.iter().all(Value::is_u64) => chars += 4 * toks.len(),
+                    v => return Err(wrong_type(&format!("prompt[{i}]"), expected, v)),
+                }
+            }
+            Ok(chars)
+        }
+        Some(v) => Err(wrong_type("prompt", expected, v)),
+    }
+}
+
+impl InferenceRequest {
+    /// Parses and validates a request body for the given route.
+    pub fn parse(kind: RequestKind, bytes: &[u8]) -> Result<InferenceRequest, OpenAiError> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+            OpenAiError::invalid(format!(
+                "We could not parse the JSON body of your request: {e}. Send a valid JSON object."
+            ))
+            .with_code("invalid_json")
+        })?;
+        let Value::Object(body) = value else {
+            return Err(OpenAiError::invalid(format!(
+                "The request body must be a JSON object, but got {} instead.",
+                type_name(&value)
+            ))
+            .with_code("invalid_json"));
+        };
+        let model = match body.get("model") {
+            None | Some(Value::Null) => return Err(missing("model")),
+            Some(Value::String(s)) if s.is_empty() => {
+                return Err(invalid_value("model", "Invalid 'model': empty string.".into()));
+            }
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => return Err(wrong_type("model", "a string", v)),
+        };
+        let prompt_chars = match kind {
+            RequestKind::Chat => check_messages(&body)?,
+            RequestKind::Completion => check_prompt(&body)?,
+        };
+        let stream = opt_bool(&body, "stream")?.unwrap_or(false);
+        let include_usage = match body.get("stream_options") {
+            None | Some(Value::Null) => false,
+            Some(Value::Object(o)) => {
+                if !stream {
+                    return Err(invalid_value(
+                        "stream_options",
+                        "The 'stream_options' parameter is only allowed when 'stream' is enabled."
+                            .into(),
+                    ));
+                }
+                match o.get("include_usage") {
+                    None | Some(Value::Null) => false,
+                    Some(Value::Bool(b)) => *b,
+                    Some(v) => return Err(wrong_type("stream_options.include_usage", "a boolean", v)),
+                }
+            }
+            Some(v) => return Err(wrong_type("stream_options", "an object", v)),
+        };
+        let max_tokens = opt_positive_int(&body, "max_tokens")?;
+        let max_completion = opt_positive_int(&body, "max_completion_tokens")?;
+        opt_number_in(&body, "temperature", 0.0, 2.0)?;
+        opt_number_in(&body, "top_p", 0.0, 1.0)?;
+        opt_positive_int(&body, "n")?;
+        Ok(InferenceRequest {
+            kind,
+            model,
+            stream,
+            include_usage,
+            max_tokens: max_completion.or(max_tokens),
+            prompt_chars,
+            body,
+        })
+    }
+
+    /// Rough prompt-token estimate (4 characters a token) for admission before the runtime counts.
+    pub fn estimated_prompt_tokens(&self) -> u64 {
+        (self.prompt_chars as u64).div_ceil(4).max(1)
+    }
+
+    /// The body to send upstream: `model` set to the name the runtime knows, and for streams
+    /// usage always requested so the gateway can account tokens even when the client did not ask.
+    pub fn upstream_body(&self, served_model: &str) -> Vec<u8> {
+        let mut body = self.body.clone();
+        body.insert("model".into(), Value::String(served_model.to_string()));
+        if self.stream {
+            let mut opts = match body.remove("stream_options") {
+                Some(Value::Object(o)) => o,
+                _ => Map::new(),
+            };
+            opts.insert("include_usage".into(), Value::Bool(true));
+            body.insert("stream_options".into(), Value::Object(opts));
+        }
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chat(s: &str) -> Result<InferenceRequest, OpenAiError> {
+        InferenceRequest::parse(RequestKind::Chat, s.as_bytes())
+    }
+
+    #[test]
+    fn valid_chat() {
+        let r = chat(r#"{"model":"m","messages":[{"role":"user","content":"hello"}],"stream":true,"stream_options":{"include_usage":true},"max_tokens":5,"top_k":3}"#).unwrap();
+        assert_eq!(r.model, "m");
+        assert!(r.stream && r.include_usage);
+        assert_eq!(r.max_tokens, Some(5));
+        assert_eq!(r.prompt_chars, 5);
+        let up: Value = serde_json::from_slice(&r.upstream_body("served")).unwrap();
+        assert_eq!(up["model"], "served");
+        assert_eq!(up["top_k"], 3, "unknown params pass through");
+        assert_eq!(up["stream_options"]["include_usage"], true);
+    }
+
+    #[test]
+    fn stream_forces_usage_upstream() {
+        let r = chat(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true}"#).unwrap();
+        assert!(!r.include_usage);
+        let up: Value = serde_json::from_slice(&r.upstream_body("m")).unwrap();
+        assert_eq!(up["stream_options"]["include_usage"], true);
+    }
+
+    #[test]
+    fn errors_name_the_param() {
+        let cases = [
+            (r#"{"messages":[{"role":"user","content":"x"}]}"#, "model", "Missing required parameter: 'model'."),
+            (r#"{"model":1,"messages":[]}"#, "model", "Invalid type for 'model': expected a string, but got an integer instead."),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":"ten"}"#, "max_tokens", "Invalid type for 'max_tokens': expected an integer, but got a string instead."),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":0}"#, "max_tokens", "Invalid 'max_tokens': integer below minimum value. Expected a value >= 1, but got 0 instead."),
+            (r#"{"model":"m","messages":[{"role":"robot","content":"x"}]}"#, "messages[0].role", "Invalid value for 'messages[0].role': 'robot'. Supported values are: 'system', 'developer', 'user', 'assistant', 'tool', 'function'."),
+            (r#"{"model":"m","messages":[{"role":"user","content":5}]}"#, "messages[0].content", "Invalid type for 'messages[0].content': expected a string or an array of content parts, but got an integer instead."),
+            (r#"{"model":"m","messages":[]}"#, "messages", "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead."),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#, "stream", "Invalid type for 'stream': expected a boolean, but got a string instead."),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}"#, "stream_options", "The 'stream_options' parameter is only allowed when 'stream' is enabled."),
+            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":3}"#, "temperature", "Invalid 'temperature': expected a value between 0 and 2, but got 3 instead."),
+        ];
+        for (body, param, msg) in cases {
+            let e = chat(body).unwrap_err();
+            assert_eq!(e.status(), 400, "{body}");
+            assert_eq!(e.param.as_deref(), Some(param), "{body}");
+            assert_eq!(e.message, msg, "{body}");
+        }
+    }
+
+    #[test]
+    fn malformed_json() {
+        let e = chat("{not json").unwrap_err();
+        assert_eq!(e.status(), 400);
+        assert_eq!(e.code.as_deref(), Some("invalid_json"));
+        assert!(e.message.starts_with("We could not parse the JSON body of your request"));
+        let e = chat("[1,2]").unwrap_err();
+        assert_eq!(e.message, "The request body must be a JSON object, but got an array instead.");
+    }
+
+    #[test]
+    fn completion_prompts() {
+        let p = |s: &str| InferenceRequest::parse(RequestKind::Completion, s.as_bytes());
+        assert_eq!(p(r#"{"model":"m","prompt":"abcd"}"#).unwrap().prompt_chars, 4);
+        assert_eq!(p(r#"{"model":"m","prompt":["ab","cd"]}"#).unwrap().prompt_chars, 4);
+        assert_eq!(p(r#"{"model":"m","prompt":[1,2,3]}"#).unwrap().prompt_chars, 12);
+        let e = p(r#"{"model":"m","prompt":{"a":1}}"#).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("prompt"));
+        let e = p(r#"{"model":"m"}"#).unwrap_err();
+        assert_eq!(e.message, "Missing required parameter: 'prompt'.");
+    }
+}
