@@ -14,7 +14,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| InferenceRequest::parse(RequestKind::Chat, black_box(body)))
     });
     let req = InferenceRequest::parse(RequestKind::Chat, body).expect("valid");
-    c.bench_function("parse/upstream_body", |b| b.iter(|| req.upstream_body(black_box("served"))));
+    c.bench_function("parse/upstream_body", |b| {
+        b.iter(|| req.upstream_body(black_box("served")))
+    });
 
     let mut wire = Vec::new();
     for i in 0..128 {
@@ -22,7 +24,12 @@ fn bench(c: &mut Criterion) {
     }
     let chunks: Vec<&[u8]> = wire.chunks(97).collect();
     c.bench_function("baseline/memchr_newlines_128_events", |b| {
-        b.iter(|| chunks.iter().map(|c| c.iter().filter(|&&x| x == b'\n').count()).sum::<usize>())
+        b.iter(|| {
+            chunks
+                .iter()
+                .map(|c| c.iter().filter(|&&x| x == b'\n').count())
+                .sum::<usize>()
+        })
     });
     c.bench_function("sse/frame_128_events", |b| {
         b.iter(|| {

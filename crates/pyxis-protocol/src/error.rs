@@ -46,9 +46,7 @@ impl ErrorKind {
     /// The `error.type` string OpenAI's SDKs and users expect.
     pub fn type_str(self) -> &'static str {
         match self {
-            ErrorKind::InvalidRequest | ErrorKind::NotFound | ErrorKind::PayloadTooLarge => {
-                "invalid_request_error"
-            }
+            ErrorKind::InvalidRequest | ErrorKind::NotFound | ErrorKind::PayloadTooLarge => "invalid_request_error",
             ErrorKind::Authentication => "authentication_error",
             ErrorKind::PermissionDenied => "permission_error",
             ErrorKind::RateLimit => "rate_limit_error",
@@ -85,7 +83,12 @@ pub struct OpenAiError {
 
 impl OpenAiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        OpenAiError { kind, message: message.into(), param: None, code: None }
+        OpenAiError {
+            kind,
+            message: message.into(),
+            param: None,
+            code: None,
+        }
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> Self {
@@ -162,14 +165,10 @@ pub fn parse_upstream_error(body: &[u8]) -> Option<(String, Option<String>, Opti
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
     let as_str = |v: Option<&serde_json::Value>| v.and_then(|s| s.as_str()).map(str::to_string);
     match v.get("error") {
-        Some(serde_json::Value::Object(e)) => Some((
-            as_str(e.get("message"))?,
-            as_str(e.get("type")),
-            as_str(e.get("param")),
-        )),
-        Some(serde_json::Value::String(msg)) => {
-            Some((msg.clone(), as_str(v.get("error_type")), None))
+        Some(serde_json::Value::Object(e)) => {
+            Some((as_str(e.get("message"))?, as_str(e.get("type")), as_str(e.get("param"))))
         }
+        Some(serde_json::Value::String(msg)) => Some((msg.clone(), as_str(v.get("error_type")), None)),
         _ => {
             // vLLM's older flat shape: {"object":"error","message":...,"type":...}
             let msg = as_str(v.get("message"))?;
@@ -197,7 +196,11 @@ mod tests {
         let vllm = br#"{"error":{"message":"too long","type":"BadRequestError","param":"max_tokens","code":400}}"#;
         assert_eq!(
             parse_upstream_error(vllm),
-            Some(("too long".into(), Some("BadRequestError".into()), Some("max_tokens".into())))
+            Some((
+                "too long".into(),
+                Some("BadRequestError".into()),
+                Some("max_tokens".into())
+            ))
         );
         let tgi = br#"{"error":"Model is overloaded","error_type":"overloaded"}"#;
         assert_eq!(

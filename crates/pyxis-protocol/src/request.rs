@@ -107,12 +107,7 @@ fn opt_positive_int(body: &Map<String, Value>, key: &str) -> Result<Option<u32>,
     }
 }
 
-fn opt_number_in(
-    body: &Map<String, Value>,
-    key: &str,
-    lo: f64,
-    hi: f64,
-) -> Result<Option<f64>, OpenAiError> {
+fn opt_number_in(body: &Map<String, Value>, key: &str, lo: f64, hi: f64) -> Result<Option<f64>, OpenAiError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v @ Value::Number(n)) => {
@@ -149,7 +144,8 @@ fn check_messages(body: &Map<String, Value>) -> Result<usize, OpenAiError> {
     if msgs.is_empty() {
         return Err(invalid_value(
             "messages",
-            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.".into(),
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead."
+                .into(),
         ));
     }
     let mut chars = 0;
@@ -166,7 +162,11 @@ fn check_messages(body: &Map<String, Value>) -> Result<usize, OpenAiError> {
                     &p,
                     format!(
                         "Invalid value for '{p}': '{r}'. Supported values are: {}.",
-                        CHAT_ROLES.iter().map(|r| format!("'{r}'")).collect::<Vec<_>>().join(", ")
+                        CHAT_ROLES
+                            .iter()
+                            .map(|r| format!("'{r}'"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             }
@@ -244,8 +244,7 @@ impl InferenceRequest {
                 if !stream {
                     return Err(invalid_value(
                         "stream_options",
-                        "The 'stream_options' parameter is only allowed when 'stream' is enabled."
-                            .into(),
+                        "The 'stream_options' parameter is only allowed when 'stream' is enabled.".into(),
                     ));
                 }
                 match o.get("include_usage") {
@@ -326,16 +325,56 @@ mod tests {
     #[test]
     fn errors_name_the_param() {
         let cases = [
-            (r#"{"messages":[{"role":"user","content":"x"}]}"#, "model", "Missing required parameter: 'model'."),
-            (r#"{"model":1,"messages":[]}"#, "model", "Invalid type for 'model': expected a string, but got an integer instead."),
-            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":"ten"}"#, "max_tokens", "Invalid type for 'max_tokens': expected an integer, but got a string instead."),
-            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":0}"#, "max_tokens", "Invalid 'max_tokens': integer below minimum value. Expected a value >= 1, but got 0 instead."),
-            (r#"{"model":"m","messages":[{"role":"robot","content":"x"}]}"#, "messages[0].role", "Invalid value for 'messages[0].role': 'robot'. Supported values are: 'system', 'developer', 'user', 'assistant', 'tool', 'function'."),
-            (r#"{"model":"m","messages":[{"role":"user","content":5}]}"#, "messages[0].content", "Invalid type for 'messages[0].content': expected a string or an array of content parts, but got an integer instead."),
-            (r#"{"model":"m","messages":[]}"#, "messages", "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead."),
-            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#, "stream", "Invalid type for 'stream': expected a boolean, but got a string instead."),
-            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}"#, "stream_options", "The 'stream_options' parameter is only allowed when 'stream' is enabled."),
-            (r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":3}"#, "temperature", "Invalid 'temperature': expected a value between 0 and 2, but got 3 instead."),
+            (
+                r#"{"messages":[{"role":"user","content":"x"}]}"#,
+                "model",
+                "Missing required parameter: 'model'.",
+            ),
+            (
+                r#"{"model":1,"messages":[]}"#,
+                "model",
+                "Invalid type for 'model': expected a string, but got an integer instead.",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":"ten"}"#,
+                "max_tokens",
+                "Invalid type for 'max_tokens': expected an integer, but got a string instead.",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":0}"#,
+                "max_tokens",
+                "Invalid 'max_tokens': integer below minimum value. Expected a value >= 1, but got 0 instead.",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"robot","content":"x"}]}"#,
+                "messages[0].role",
+                "Invalid value for 'messages[0].role': 'robot'. Supported values are: 'system', 'developer', 'user', 'assistant', 'tool', 'function'.",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":5}]}"#,
+                "messages[0].content",
+                "Invalid type for 'messages[0].content': expected a string or an array of content parts, but got an integer instead.",
+            ),
+            (
+                r#"{"model":"m","messages":[]}"#,
+                "messages",
+                "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#,
+                "stream",
+                "Invalid type for 'stream': expected a boolean, but got a string instead.",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}"#,
+                "stream_options",
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+            ),
+            (
+                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":3}"#,
+                "temperature",
+                "Invalid 'temperature': expected a value between 0 and 2, but got 3 instead.",
+            ),
         ];
         for (body, param, msg) in cases {
             let e = chat(body).unwrap_err();
@@ -350,9 +389,15 @@ mod tests {
         let e = chat("{not json").unwrap_err();
         assert_eq!(e.status(), 400);
         assert_eq!(e.code.as_deref(), Some("invalid_json"));
-        assert!(e.message.starts_with("We could not parse the JSON body of your request"));
+        assert!(
+            e.message
+                .starts_with("We could not parse the JSON body of your request")
+        );
         let e = chat("[1,2]").unwrap_err();
-        assert_eq!(e.message, "The request body must be a JSON object, but got an array instead.");
+        assert_eq!(
+            e.message,
+            "The request body must be a JSON object, but got an array instead."
+        );
     }
 
     #[test]

@@ -108,7 +108,13 @@ mod tests {
         assert!(!partial);
         assert_eq!(whole.len(), 4);
         assert_eq!(whole[1].data, "{\"b\":\"é\"}");
-        assert_eq!(whole[2], SseEvent { event: Some("error".into()), data: "x\ny".into() });
+        assert_eq!(
+            whole[2],
+            SseEvent {
+                event: Some("error".into()),
+                data: "x\ny".into()
+            }
+        );
         assert!(whole[3].is_done());
         // Every split point, including inside the UTF-8 character, gives the same events.
         for cut in 0..wire.len() {

@@ -107,14 +107,17 @@ impl Store {
         if let Some(t) = &q.tenant {
             qb.push(" WHERE tenant = ").push_bind(t);
         }
-        qb.push(" ORDER BY seq DESC LIMIT ").push_bind(i64::from(q.limit.max(1)));
+        qb.push(" ORDER BY seq DESC LIMIT ")
+            .push_bind(i64::from(q.limit.max(1)));
         let mut rows: Vec<AuditRecord> = qb.build_query_as().fetch_all(&self.pool).await?;
         rows.reverse();
         Ok(rows)
     }
 
     pub async fn audit_count(&self) -> Result<i64> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_log").fetch_one(&self.pool).await?;
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_log")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(n)
     }
 }
@@ -154,12 +157,21 @@ mod tests {
         store.append_audit(&batch).await.unwrap();
         assert_eq!(store.audit_count().await.unwrap(), 2500);
         let tail = store.tail_audit(&AuditQuery { tenant: None, limit: 3 }).await.unwrap();
-        assert_eq!(tail.iter().map(|r| r.request_id.as_str()).collect::<Vec<_>>(), ["req-2497", "req-2498", "req-2499"]);
+        assert_eq!(
+            tail.iter().map(|r| r.request_id.as_str()).collect::<Vec<_>>(),
+            ["req-2497", "req-2498", "req-2499"]
+        );
         assert!(tail[0].seq < tail[2].seq);
         let mut expect = rec(2499, "b");
         expect.seq = tail[2].seq;
         assert_eq!(tail[2], expect);
-        let only_a = store.tail_audit(&AuditQuery { tenant: Some("a".into()), limit: 10 }).await.unwrap();
+        let only_a = store
+            .tail_audit(&AuditQuery {
+                tenant: Some("a".into()),
+                limit: 10,
+            })
+            .await
+            .unwrap();
         assert!(only_a.iter().all(|r| r.tenant == "a"));
         assert_eq!(only_a.len(), 10);
     }

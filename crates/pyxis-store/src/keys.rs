@@ -44,7 +44,9 @@ fn prefix_of(key: &str) -> String {
 pub(crate) fn valid_tenant_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-')
 }
@@ -103,7 +105,11 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
             tx.commit().await?;
-            return Ok(NewKey { tenant: tenant.to_string(), key_id, key });
+            return Ok(NewKey {
+                tenant: tenant.to_string(),
+                key_id,
+                key,
+            });
         }
         let key_id = format!("key_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         sqlx::query("INSERT INTO api_keys (id, tenant_id, key_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?)")
@@ -116,7 +122,11 @@ impl Store {
             .await?;
         bump_epoch(&mut tx).await?;
         tx.commit().await?;
-        Ok(NewKey { tenant: tenant.to_string(), key_id, key })
+        Ok(NewKey {
+            tenant: tenant.to_string(),
+            key_id,
+            key,
+        })
     }
 
     /// Revokes every active key of the tenant and issues a new one.
@@ -154,7 +164,12 @@ impl Store {
         let mut out: Vec<TenantInfo> = Vec::new();
         for (name, created, prefix) in rows {
             if out.last().is_none_or(|t| t.name != name) {
-                out.push(TenantInfo { name, created_at_ms: created, active_keys: 0, key_prefixes: vec![] });
+                out.push(TenantInfo {
+                    name,
+                    created_at_ms: created,
+                    active_keys: 0,
+                    key_prefixes: vec![],
+                });
             }
             if let (Some(t), Some(p)) = (out.last_mut(), prefix) {
                 t.active_keys += 1;
@@ -211,19 +226,31 @@ mod tests {
         let store = Store::open(dir.path()).await.unwrap();
         let k = store.create_tenant("team-a").await.unwrap();
         assert!(k.key.starts_with("pyx-"));
-        assert!(matches!(store.create_tenant("team-a").await, Err(StoreError::TenantExists(_))));
-        assert!(matches!(store.create_tenant("Bad Name").await, Err(StoreError::BadTenantName(_))));
+        assert!(matches!(
+            store.create_tenant("team-a").await,
+            Err(StoreError::TenantExists(_))
+        ));
+        assert!(matches!(
+            store.create_tenant("Bad Name").await,
+            Err(StoreError::BadTenantName(_))
+        ));
         let p = store.principal_by_hash(&hash_key(&k.key)).await.unwrap().unwrap();
         assert_eq!(p.tenant, "team-a");
         let e0 = store.key_epoch().await.unwrap();
         let k2 = store.rotate_key("team-a").await.unwrap();
         assert!(store.key_epoch().await.unwrap() > e0);
-        assert!(store.principal_by_hash(&hash_key(&k.key)).await.unwrap().is_none(), "old key revoked");
+        assert!(
+            store.principal_by_hash(&hash_key(&k.key)).await.unwrap().is_none(),
+            "old key revoked"
+        );
         assert!(store.principal_by_hash(&hash_key(&k2.key)).await.unwrap().is_some());
         let list = store.list_tenants().await.unwrap();
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].active_keys, 1);
-        assert!(matches!(store.rotate_key("nope").await, Err(StoreError::NoSuchTenant(_))));
+        assert!(matches!(
+            store.rotate_key("nope").await,
+            Err(StoreError::NoSuchTenant(_))
+        ));
         // The plaintext is nowhere in the database file.
         store.close().await;
         let bytes = std::fs::read(dir.path().join(crate::DB_FILE)).unwrap();
@@ -242,7 +269,10 @@ mod tests {
         let b = store.add_key("default", Some("demo-key")).await.unwrap();
         assert_eq!(a.key_id, b.key_id);
         store.ensure_tenant("other").await.unwrap();
-        assert!(matches!(store.add_key("other", Some("demo-key")).await, Err(StoreError::KeyInUse)));
+        assert!(matches!(
+            store.add_key("other", Some("demo-key")).await,
+            Err(StoreError::KeyInUse)
+        ));
         // Reopening runs migrations again without harm.
         drop(store);
         let store = Store::open(dir.path()).await.unwrap();

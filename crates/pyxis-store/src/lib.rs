@@ -31,7 +31,9 @@ pub enum StoreError {
     TenantExists(String),
     #[error("no tenant named `{0}` (see `pyxis tenant list`)")]
     NoSuchTenant(String),
-    #[error("invalid tenant name `{0}`: use lowercase letters, digits and '-', at most 63 characters")]
+    #[error(
+        "invalid tenant name `{0}`: use lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 63 characters"
+    )]
     BadTenantName(String),
     #[error("that API key is already registered to another tenant")]
     KeyInUse,
@@ -55,8 +57,10 @@ pub(crate) fn now_ms() -> i64 {
 impl Store {
     /// Opens (creating if needed) the store under `data_dir` and brings its schema up to date.
     pub async fn open(data_dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(data_dir)
-            .map_err(|source| StoreError::DataDir { path: data_dir.to_path_buf(), source })?;
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
         let path = data_dir.join(DB_FILE);
         let opts = SqliteConnectOptions::from_str("sqlite://")?
             .filename(&path)

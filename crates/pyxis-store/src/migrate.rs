@@ -5,9 +5,11 @@ use sqlx::SqlitePool;
 const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
 
 pub(crate) async fn run(pool: &SqlitePool) -> sqlx::Result<()> {
-    sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
-        .execute(pool)
-        .await?;
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )
+    .execute(pool)
+    .await?;
     for &(version, sql) in MIGRATIONS {
         let mut tx = pool.begin().await?;
         // Re-checked inside the transaction: two processes opening a fresh store at once must not

@@ -1,0 +1,329 @@
+//! The `pyxis` binary: parses the command line and hands each subcommand to its crate.
+
+mod output;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use pyxis_gateway::{DefaultKey, Gateway, ServeConfig};
+use pyxis_resources::Fleet;
+use pyxis_store::{AuditQuery, Store};
+
+use crate::output::{Output, print_audit, print_tenants};
+
+#[derive(Parser)]
+#[command(
+    name = "pyxis",
+    version,
+    about = "Control plane and OpenAI-compatible gateway for LLM inference fleets"
+)]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, default_value = "text", env = "PYXIS_LOG_FORMAT", value_parser = ["text", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway. With no -f it serves an embedded demo fleet of simulated engines.
+    Serve(ServeArgs),
+    /// Check a fleet file without serving it.
+    Validate {
+        /// The fleet file (YAML, several documents allowed).
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+        #[arg(long, default_value = "table")]
+        output: Output,
+    },
+    /// Manage tenants and their API keys.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Read the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// The engine simulator: one engine, a fleet, or a virtual-time run.
+    Sim(pyxis_sim::cli::SimArgs),
+}
+
+#[derive(Args, Clone)]
+struct DataDir {
+    /// Where state lives (the embedded SQLite store). Share it with a running `pyxis serve`.
+    #[arg(long, default_value = "./pyxis-data", env = "PYXIS_DATA_DIR")]
+    data_dir: PathBuf,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080", env = "PYXIS_LISTEN")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    data: DataDir,
+    /// Fleet file; edits are picked up while running.
+    #[arg(short = 'f', long = "file", env = "PYXIS_FLEET_FILE")]
+    file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// Create a tenant and print its API key (shown once).
+    Create {
+        name: String,
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long, default_value = "table")]
+        output: Output,
+    },
+    /// List tenants.
+    List {
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long, default_value = "table")]
+        output: Output,
+    },
+    /// Revoke a tenant's keys and print a new one (shown once).
+    RotateKey {
+        name: String,
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long, default_value = "table")]
+        output: Output,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Show the latest audit records (oldest first).
+    Tail {
+        /// How many records.
+        #[arg(short = 'n', long, default_value_t = 20)]
+        lines: u32,
+        /// Only this tenant's records.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long, default_value = "table")]
+        output: Output,
+    },
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PYXIS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    match run(cli.command).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn open_store(dir: &Path) -> anyhow::Result<Store> {
+    Store::open(dir)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e} (data dir {})", dir.display()))
+}
+
+async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Serve(args) => serve(args).await,
+        Command::Validate { file, output } => Ok(validate(&file, output)),
+        Command::Tenant { command } => tenant(command).await,
+        Command::Audit {
+            command:
+                AuditCommand::Tail {
+                    lines,
+                    tenant,
+                    data,
+                    output,
+                },
+        } => {
+            let store = open_store(&data.data_dir).await?;
+            let rows = store.tail_audit(&AuditQuery { tenant, limit: lines }).await?;
+            print_audit(&rows, output);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sim(args) => {
+            pyxis_sim::cli::run(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn validate(file: &Path, output: Output) -> ExitCode {
+    match Fleet::load_file(file) {
+        Ok(f) => {
+            match output {
+                Output::Json => println!(
+                    "{}",
+                    serde_json::json!({"valid": true, "file": file.display().to_string(), "tenants": f.tenants.len(), "models": f.models.len(), "runtimes": f.runtimes.len()})
+                ),
+                Output::Table => println!(
+                    "{}: valid ({} tenants, {} models, {} runtimes)",
+                    file.display(),
+                    f.tenants.len(),
+                    f.models.len(),
+                    f.runtimes.len()
+                ),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            match output {
+                Output::Json => {
+                    let list: Vec<_> = errors
+                        .0
+                        .iter()
+                        .map(|e| serde_json::json!({"file": e.file, "line": e.line, "column": e.column, "message": e.message}))
+                        .collect();
+                    println!("{}", serde_json::json!({"valid": false, "errors": list}));
+                }
+                Output::Table => eprintln!("{errors}"),
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn tenant(cmd: TenantCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        TenantCommand::Create { name, data, output } => {
+            let store = open_store(&data.data_dir).await?;
+            let k = store.create_tenant(&name).await?;
+            print_key(&k, output, "created");
+        }
+        TenantCommand::RotateKey { name, data, output } => {
+            let store = open_store(&data.data_dir).await?;
+            let k = store.rotate_key(&name).await?;
+            print_key(&k, output, "rotated");
+        }
+        TenantCommand::List { data, output } => {
+            let store = open_store(&data.data_dir).await?;
+            print_tenants(&store.list_tenants().await?, output);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_key(k: &pyxis_store::NewKey, output: Output, what: &str) {
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({"tenant": k.tenant, "key_id": k.key_id, "api_key": k.key})
+        ),
+        Output::Table => {
+            println!(
+                "Tenant `{}` {what}. Its API key (shown only now; store it safely):",
+                k.tenant
+            );
+            println!("{}", k.key);
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let cfg = ServeConfig {
+        listen: args.listen,
+        data_dir: args.data.data_dir.clone(),
+        fleet_file: args.file.clone(),
+        demo_api_key: std::env::var("PYXIS_DEMO_API_KEY").ok().filter(|k| !k.is_empty()),
+    };
+    let gw = Gateway::start(cfg).await?;
+    let view = gw.state.view();
+    let models: Vec<&str> = view.models.keys().map(String::as_str).collect();
+    let url = gw.url();
+    let source = match &args.file {
+        Some(f) => format!("fleet file {}", f.display()),
+        None => "embedded demo fleet".to_string(),
+    };
+    println!(
+        "Pyxis gateway on {url} ({source}: {} endpoints, models: {}) — ready in {} ms",
+        view.endpoints.len(),
+        models.join(", "),
+        started.elapsed().as_millis()
+    );
+    println!("State: {}", gw.state_path().display());
+    let model = models.first().copied().unwrap_or("MODEL");
+    let key = match &gw.default_key {
+        DefaultKey::Generated(k) => {
+            println!("API key of tenant `default` (shown once; store it): {k}");
+            k.clone()
+        }
+        DefaultKey::Configured(k) => {
+            println!("API key of tenant `default`: from PYXIS_DEMO_API_KEY");
+            k.clone()
+        }
+        DefaultKey::Existing => {
+            println!(
+                "Tenant `default` has a key from an earlier start. Lost it? `pyxis tenant rotate-key default --data-dir {}`",
+                args.data.data_dir.display()
+            );
+            "$PYXIS_API_KEY".to_string()
+        }
+        DefaultKey::None => {
+            println!(
+                "Make a key with `pyxis tenant create NAME --data-dir {}`",
+                args.data.data_dir.display()
+            );
+            "$PYXIS_API_KEY".to_string()
+        }
+    };
+    println!(
+        "Try:\n  curl -s {url}/v1/chat/completions -H \"Authorization: Bearer {key}\" -H \"Content-Type: application/json\" -d '{{\"model\":\"{model}\",\"messages\":[{{\"role\":\"user\",\"content\":\"Hello!\"}}]}}'"
+    );
+    println!(
+        "Then see the call in: pyxis audit tail --data-dir {}",
+        args.data.data_dir.display()
+    );
+    shutdown_signal().await;
+    eprintln!("shutting down: finishing requests in flight and flushing the audit log…");
+    gw.shutdown().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,97 @@
+//! Human tables and `--output json` for CLI results.
+
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use pyxis_store::{AuditRecord, TenantInfo};
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED).set_header(header.to_vec());
+    t
+}
+
+fn time(ms: i64) -> String {
+    let d = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(d).to_string()
+}
+
+pub fn print_tenants(rows: &[TenantInfo], output: Output) {
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(rows).unwrap_or_default()),
+        Output::Table => {
+            let mut t = table(&["TENANT", "CREATED", "ACTIVE KEYS", "KEY PREFIXES"]);
+            for r in rows {
+                t.add_row(vec![
+                    r.name.clone(),
+                    time(r.created_at_ms),
+                    r.active_keys.to_string(),
+                    r.key_prefixes.join(" "),
+                ]);
+            }
+            println!("{t}");
+        }
+    }
+}
+
+pub fn print_audit(rows: &[AuditRecord], output: Output) {
+    match output {
+        // One JSON object per line: easy to pipe into jq or a file.
+        Output::Json => {
+            for r in rows {
+                println!("{}", serde_json::to_string(r).unwrap_or_default());
+            }
+        }
+        Output::Table => {
+            if rows.is_empty() {
+                println!("No audit records yet. Send a request to the gateway, then look again.");
+                return;
+            }
+            let mut t = table(&[
+                "SEQ",
+                "TIME",
+                "REQUEST",
+                "TENANT",
+                "MODEL",
+                "ENDPOINT",
+                "RUNTIME",
+                "HW",
+                "PROMPT",
+                "COMPL",
+                "STATUS",
+                "LATENCY ms",
+                "TTFT ms",
+            ]);
+            for r in rows {
+                let status = match &r.error_type {
+                    Some(e) => format!("{} {e}", r.status),
+                    None => r.status.to_string(),
+                };
+                t.add_row(vec![
+                    r.seq.to_string(),
+                    time(r.started_at_ms),
+                    r.request_id.clone(),
+                    r.tenant.clone(),
+                    r.model.clone(),
+                    r.endpoint.clone().unwrap_or_default(),
+                    format!(
+                        "{}/{}",
+                        r.runtime.as_deref().unwrap_or("-"),
+                        r.runtime_kind.as_deref().unwrap_or("-")
+                    ),
+                    r.hardware.clone().unwrap_or_default(),
+                    r.prompt_tokens.to_string(),
+                    r.completion_tokens.to_string(),
+                    status,
+                    format!("{:.1}", r.latency_ms),
+                    r.ttft_ms.map(|t| format!("{t:.1}")).unwrap_or_default(),
+                ]);
+            }
+            println!("{t}");
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! The audit writer: records arrive on a channel from request tasks and are appended in batches
+//! by one task, so the request path never waits on the database.
+
+use std::time::Duration;
+
+use pyxis_store::{AuditRecord, Store};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Cheap to clone; sending never blocks and never fails while the writer runs.
+#[derive(Clone, Debug)]
+pub struct AuditSink {
+    tx: mpsc::UnboundedSender<AuditRecord>,
+}
+
+impl AuditSink {
+    pub fn record(&self, r: AuditRecord) {
+        if self.tx.send(r).is_err() {
+            tracing::error!("audit writer is gone; a record was lost");
+        }
+    }
+}
+
+/// Most records written in one transaction.
+const MAX_BATCH: usize = 1024;
+
+/// Starts the writer. It takes whatever has queued up since its last write as one batch (group
+/// commit: under load batches grow, when idle each record is written at once). It exits after
+/// every sink is dropped and the queue is drained, so awaiting the handle is the shutdown drain.
+pub fn spawn_writer(store: Store) -> (AuditSink, JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<AuditRecord>();
+    let handle = tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            let mut delay = Duration::from_millis(50);
+            // A locked or failing database must not lose records: retry with back-off.
+            while let Err(e) = store.append_audit(&batch).await {
+                tracing::error!(error = %e, records = batch.len(), "audit write failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            batch.clear();
+        }
+    });
+    (AuditSink { tx }, handle)
+}

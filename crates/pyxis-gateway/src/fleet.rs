@@ -1,0 +1,287 @@
+//! The routing view of the fleet: models, the endpoints that serve each, and tenant policies,
+//! built from the declared resources. Simulated runtimes are started here, in process.
+//!
+//! A view is immutable once built; a config reload builds a new one and swaps it in. Endpoints
+//! that survive a reload keep the same `Arc<Endpoint>`, so in-flight counts carry over, and
+//! requests that started on the old view finish on it.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+use pyxis_resources::{Fleet, RuntimeKind};
+use tokio::sync::Mutex;
+
+/// One upstream server.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// Base URL, without a trailing slash, e.g. `http://127.0.0.1:8100`.
+    pub url: String,
+    /// The `Runtime` resource it belongs to.
+    pub runtime: String,
+    pub kind: RuntimeKind,
+    /// Accelerator class, e.g. `h100`.
+    pub hardware: String,
+    pub accelerator_count: u32,
+    pub cloud: Option<String>,
+    pub region: Option<String>,
+    /// Bearer token for the runtime, read from the runtime's `apiKeyEnv` at load time.
+    pub api_key: Option<String>,
+    pub simulated: bool,
+    pub in_flight: AtomicU32,
+    pub healthy: AtomicBool,
+}
+
+impl Endpoint {
+    fn same_static(&self, other: &Endpoint) -> bool {
+        self.url == other.url
+            && self.runtime == other.runtime
+            && self.kind == other.kind
+            && self.hardware == other.hardware
+            && self.accelerator_count == other.accelerator_count
+            && self.cloud == other.cloud
+            && self.region == other.region
+            && self.api_key == other.api_key
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts a request against an endpoint for as long as the guard lives.
+pub struct InFlight(Arc<Endpoint>);
+
+impl InFlight {
+    pub fn new(ep: Arc<Endpoint>) -> Self {
+        ep.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(ep)
+    }
+    pub fn endpoint(&self) -> &Arc<Endpoint> {
+        &self.0
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug)]
+pub struct ModelEntry {
+    pub name: String,
+    pub version: String,
+    /// The model id the runtimes know it by.
+    pub served_name: String,
+    pub context_length: u32,
+    pub endpoints: Vec<Arc<Endpoint>>,
+}
+
+#[derive(Debug, Default)]
+pub struct TenantPolicy {
+    /// `None`: every model.
+    pub allowed_models: Option<HashSet<String>>,
+}
+
+#[derive(Debug, Default)]
+pub struct FleetView {
+    pub models: BTreeMap<String, ModelEntry>,
+    pub tenants: HashMap<String, TenantPolicy>,
+    /// Every distinct endpoint, for health checks.
+    pub endpoints: Vec<Arc<Endpoint>>,
+}
+
+impl FleetView {
+    /// May this tenant use this model? Tenants not declared in the config may use every model.
+    pub fn allows(&self, tenant: &str, model: &str) -> bool {
+        match self.tenants.get(tenant).and_then(|t| t.allowed_models.as_ref()) {
+            None => true,
+            Some(set) => set.contains(model),
+        }
+    }
+}
+
+/// Key of a simulated engine: one engine per (runtime, replica, model), restarted when the
+/// settings that shape it change.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SimKey {
+    runtime: String,
+    replica: u32,
+    model: String,
+    shape: String,
+}
+
+/// Owns the in-process simulated engines.
+#[derive(Default)]
+pub struct SimManager {
+    engines: Mutex<HashMap<SimKey, pyxis_sim::EngineHandle>>,
+}
+
+/// Picks the simulator's model profile for a declared model: the same name when the simulator
+/// knows it, else the profile nearest in parameter count.
+fn sim_profile(name: &str, parameters: u64) -> String {
+    let known = pyxis_sim::model_names();
+    if known.contains(&name) {
+        return name.to_string();
+    }
+    let nearest = pyxis_sim::nearest_model(parameters);
+    tracing::info!(
+        model = name,
+        profile = nearest,
+        "no simulator profile by that name; using the nearest in size"
+    );
+    nearest.to_string()
+}
+
+impl SimManager {
+    /// Builds a view from the resources, reusing endpoints (and engines) of `prev` that did not change.
+    pub async fn build(&self, fleet: &Fleet, prev: Option<&FleetView>) -> anyhow::Result<FleetView> {
+        let mut prev_eps: HashMap<(String, String), Arc<Endpoint>> = HashMap::new();
+        if let Some(p) = prev {
+            for ep in &p.endpoints {
+                prev_eps.insert((ep.runtime.clone(), ep.url.clone()), ep.clone());
+            }
+        }
+        let mut engines = self.engines.lock().await;
+        let mut wanted: HashSet<SimKey> = HashSet::new();
+        let mut all: Vec<Arc<Endpoint>> = Vec::new();
+        let mut by_url: HashMap<(String, String), Arc<Endpoint>> = HashMap::new();
+        let mut intern = |ep: Endpoint, all: &mut Vec<Arc<Endpoint>>| -> Arc<Endpoint> {
+            let key = (ep.runtime.clone(), ep.url.clone());
+            if let Some(e) = by_url.get(&key) {
+                return e.clone();
+            }
+            let arc = match prev_eps.get(&key) {
+                Some(old) if old.same_static(&ep) => old.clone(),
+                _ => Arc::new(ep),
+            };
+            by_url.insert(key, arc.clone());
+            all.push(arc.clone());
+            arc
+        };
+
+        let mut models = BTreeMap::new();
+        for m in &fleet.models {
+            let name = m.metadata.name.clone();
+            let mut eps = Vec::new();
+            for rt_name in &m.spec.runtimes {
+                let Some(rt) = fleet.runtime(rt_name) else { continue };
+                let spec = &rt.spec;
+                let api_key = spec.api_key_env.as_ref().and_then(|v| std::env::var(v).ok());
+                let base = |url: String, simulated: bool| Endpoint {
+                    url,
+                    runtime: rt_name.clone(),
+                    kind: spec.kind,
+                    hardware: spec.accelerator.r#type.clone(),
+                    accelerator_count: spec.accelerator.count,
+                    cloud: spec.cloud.clone(),
+                    region: spec.region.clone(),
+                    api_key: api_key.clone(),
+                    simulated,
+                    in_flight: AtomicU32::new(0),
+                    healthy: AtomicBool::new(true),
+                };
+                if let Some(sim) = &spec.simulated {
+                    let profile = sim_profile(&name, m.spec.parameters);
+                    let served = m.spec.served_name.clone().unwrap_or_else(|| name.clone());
+                    for replica in 0..sim.replicas {
+                        let seed = sim.seed.unwrap_or(0).wrapping_add(u64::from(replica));
+                        let key = SimKey {
+                            runtime: rt_name.clone(),
+                            replica,
+                            model: name.clone(),
+                            shape: format!(
+                                "{}|{}|{}|{}|{}",
+                                spec.accelerator.r#type, profile, served, sim.speedup, seed
+                            ),
+                        };
+                        if !engines.contains_key(&key) {
+                            let mut es = pyxis_sim::EngineSpec::new(
+                                format!("{rt_name}-{replica}-{name}"),
+                                &spec.accelerator.r#type,
+                                &profile,
+                            );
+                            es.served_model_names = vec![served.clone()];
+                            es.seed = seed;
+                            es.speedup = sim.speedup;
+                            let addr: SocketAddr = ([127, 0, 0, 1], 0).into();
+                            let handle = pyxis_sim::spawn(es, addr).await?;
+                            tracing::info!(runtime = %rt_name, model = %name, hardware = %spec.accelerator.r#type, url = %handle.url(), "started simulated engine");
+                            engines.insert(key.clone(), handle);
+                        }
+                        let url = engines.get(&key).map(|h| h.url()).unwrap_or_default();
+                        wanted.insert(key);
+                        eps.push(intern(base(url, true), &mut all));
+                    }
+                } else {
+                    for url in spec.endpoints.iter().flatten() {
+                        let url = url.trim_end_matches('/').to_string();
+                        eps.push(intern(base(url, false), &mut all));
+                    }
+                }
+            }
+            models.insert(
+                name.clone(),
+                ModelEntry {
+                    served_name: m.spec.served_name.clone().unwrap_or_else(|| name.clone()),
+                    version: m.spec.version.clone(),
+                    context_length: m.spec.context_length,
+                    name,
+                    endpoints: eps,
+                },
+            );
+        }
+
+        // Engines no longer declared: stop each once the requests still running on it are done.
+        let retired: Vec<SimKey> = engines.keys().filter(|k| !wanted.contains(k)).cloned().collect();
+        for key in retired {
+            if let Some(handle) = engines.remove(&key) {
+                let url = handle.url();
+                let old = prev_eps.get(&(key.runtime.clone(), url.clone())).cloned();
+                tokio::spawn(async move {
+                    for _ in 0..600 {
+                        if old.as_ref().is_none_or(|e| e.in_flight.load(Ordering::Relaxed) == 0) {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                    tracing::info!(%url, "stopping retired simulated engine");
+                    handle.shutdown().await;
+                });
+            }
+        }
+
+        let tenants = fleet
+            .tenants
+            .iter()
+            .map(|t| {
+                let allowed = t.spec.models.as_ref().filter(|m| !m.iter().any(|x| x == "*"));
+                (
+                    t.metadata.name.clone(),
+                    TenantPolicy {
+                        allowed_models: allowed.map(|m| m.iter().cloned().collect()),
+                    },
+                )
+            })
+            .collect();
+        Ok(FleetView {
+            models,
+            tenants,
+            endpoints: all,
+        })
+    }
+
+    pub async fn shutdown(&self) {
+        let mut engines = self.engines.lock().await;
+        for (_, h) in engines.drain() {
+            h.shutdown().await;
+        }
+    }
+
+    pub async fn engine_count(&self) -> usize {
+        self.engines.lock().await.len()
+    }
+}

@@ -1,0 +1,176 @@
+//! The Pyxis gateway: one OpenAI-compatible endpoint in front of a fleet of runtimes.
+//!
+//! Request path (see ARCHITECTURE.md): `routes` (request id) → `proxy::handle` (auth via
+//! `auth::KeyCache`, validation via `pyxis_protocol`, model lookup and tenant policy in the
+//! current `fleet::FleetView`, endpoint choice via `pyxis_router`) → upstream HTTP call →
+//! whole body or `relay` for streams → `call::Call` finishes once → `audit` writer → store.
+
+pub mod audit;
+pub mod auth;
+pub mod call;
+pub mod error;
+pub mod fleet;
+pub mod health;
+pub mod proxy;
+pub mod relay;
+pub mod reload;
+pub mod routes;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyxis_resources::Fleet;
+use pyxis_store::Store;
+use tokio::task::JoinHandle;
+
+use crate::auth::KeyCache;
+use crate::fleet::SimManager;
+use crate::state::AppState;
+
+/// Name of the tenant made for the demo fleet.
+pub const DEFAULT_TENANT: &str = "default";
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// The fleet file; `None` serves the embedded demo fleet.
+    pub fleet_file: Option<PathBuf>,
+    /// Key for the `default` tenant (from `PYXIS_DEMO_API_KEY`).
+    pub demo_api_key: Option<String>,
+}
+
+/// What happened to the `default` tenant's key at start.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DefaultKey {
+    /// The fleet has no `default` tenant.
+    None,
+    /// The key from `PYXIS_DEMO_API_KEY`.
+    Configured(String),
+    /// Made now; shown this once.
+    Generated(String),
+    /// Made on an earlier start; not recoverable (only its hash is stored).
+    Existing,
+}
+
+/// A running gateway.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub default_key: DefaultKey,
+    pub state: Arc<AppState>,
+    shutdown_tx: tokio::sync::oneshot::Sender<()>,
+    server: JoinHandle<std::io::Result<()>>,
+    background: Vec<JoinHandle<()>>,
+    audit_writer: JoinHandle<()>,
+    store: Store,
+}
+
+impl Gateway {
+    /// Loads the fleet, opens the store, starts simulated engines, binds the listener and serves.
+    pub async fn start(cfg: ServeConfig) -> anyhow::Result<Gateway> {
+        let fleet = match &cfg.fleet_file {
+            Some(p) => Fleet::load_file(p).map_err(|e| anyhow::anyhow!("{e}"))?,
+            None => Fleet::demo(),
+        };
+        let store = Store::open(&cfg.data_dir).await?;
+        for t in &fleet.tenants {
+            store.ensure_tenant(&t.metadata.name).await?;
+        }
+        let default_key = if fleet.tenant(DEFAULT_TENANT).is_none() {
+            DefaultKey::None
+        } else if let Some(k) = &cfg.demo_api_key {
+            store.add_key(DEFAULT_TENANT, Some(k)).await?;
+            DefaultKey::Configured(k.clone())
+        } else if store.tenant_has_active_key(DEFAULT_TENANT).await? {
+            DefaultKey::Existing
+        } else {
+            DefaultKey::Generated(store.add_key(DEFAULT_TENANT, None).await?.key)
+        };
+
+        let client = reqwest::Client::builder()
+            .connect_timeout(proxy::CONNECT_TIMEOUT)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .build()?;
+        let sims = SimManager::default();
+        let view = sims.build(&fleet, None).await?;
+        let (audit, audit_writer) = audit::spawn_writer(store.clone());
+        let st = Arc::new(AppState::new(view, KeyCache::new(store.clone()), client, audit, sims));
+        st.keys.refresh().await;
+
+        let listener = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot listen on {}: {e}. Is another server using it? Pick another with --listen.",
+                cfg.listen
+            )
+        })?;
+        let addr = listener.local_addr()?;
+        let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        let app = routes::router(st.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = shutdown_rx.await;
+                })
+                .await
+        });
+
+        let mut background = Vec::new();
+        let s = st.clone();
+        background.push(tokio::spawn(async move {
+            loop {
+                health::check_all(&s).await;
+                tokio::time::sleep(health::PERIOD).await;
+            }
+        }));
+        let s = st.clone();
+        background.push(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(auth::EPOCH_POLL).await;
+                s.keys.refresh().await;
+            }
+        }));
+        if let Some(p) = &cfg.fleet_file {
+            background.push(tokio::spawn(reload::watch(st.clone(), p.clone())));
+        }
+        Ok(Gateway {
+            addr,
+            default_key,
+            state: st,
+            shutdown_tx,
+            server,
+            background,
+            audit_writer,
+            store,
+        })
+    }
+
+    /// The database file behind this gateway.
+    pub fn state_path(&self) -> &std::path::Path {
+        self.store.path()
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, lets requests in flight finish, drains the audit writer, stops engines.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown_tx.send(());
+        let served = self.server.await;
+        for b in self.background {
+            b.abort();
+            let _ = b.await;
+        }
+        self.state.sims.shutdown().await;
+        // The last sink lives in the state; once no one holds the state the writer drains and ends.
+        drop(self.state);
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.audit_writer).await;
+        self.store.close().await;
+        served??;
+        Ok(())
+    }
+}

@@ -1,0 +1,294 @@
+//! The inference path: authenticate, validate, resolve the model, route, call the runtime,
+//! relay the answer (whole or streamed), and leave an audit record.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use pyxis_protocol::error::parse_upstream_error;
+use pyxis_protocol::{ErrorKind, InferenceRequest, OpenAiError, RequestKind, Usage};
+use pyxis_router::Candidate;
+
+use crate::call::Call;
+use crate::error::ApiError;
+use crate::fleet::{Endpoint, InFlight, ModelEntry};
+use crate::relay::relay_stream;
+use crate::state::AppState;
+
+/// Attempts per request: a connect failure or an overloaded runtime gets one more try elsewhere.
+const MAX_ATTEMPTS: usize = 2;
+
+pub async fn handle(
+    st: Arc<AppState>,
+    request_id: String,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    kind: RequestKind,
+) -> Response {
+    let principal = match st.keys.authenticate(&headers).await {
+        Ok(p) => p,
+        Err(e) => return ApiError(e).into_response(),
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(rej) => {
+            let kind = if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ErrorKind::PayloadTooLarge
+            } else {
+                ErrorKind::InvalidRequest
+            };
+            return ApiError(OpenAiError::new(
+                kind,
+                format!("Could not read the request body: {rej}"),
+            ))
+            .into_response();
+        }
+    };
+    let mut call = Call::new(st.audit.clone(), &request_id, &principal, false);
+    let req = match InferenceRequest::parse(kind, &body) {
+        Ok(r) => r,
+        Err(e) => return fail(&mut call, e),
+    };
+    call.set_model(&req.model);
+    call.set_stream(req.stream);
+
+    let view = st.view();
+    let Some(model) = view
+        .models
+        .get(&req.model)
+        .filter(|_| view.allows(&principal.tenant, &req.model))
+    else {
+        return fail(&mut call, OpenAiError::model_not_found(&req.model));
+    };
+    let upstream_body = Bytes::from(req.upstream_body(&model.served_name));
+
+    let mut tried: Vec<&Arc<Endpoint>> = Vec::new();
+    let mut last_err: Option<OpenAiError> = None;
+    for _ in 0..MAX_ATTEMPTS {
+        let Some(ep) = choose(&st, model, &tried) else { break };
+        tried.push(ep);
+        call.bind(InFlight::new(ep.clone()));
+        match send(&st, ep, kind, &request_id, upstream_body.clone()).await {
+            Ok(resp) if resp.status().is_success() => {
+                return if req.stream {
+                    stream_response(resp, call, &req, model, &request_id, ep)
+                } else {
+                    whole_response(resp, call, model, &request_id, ep).await
+                };
+            }
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let err = upstream_error(resp).await;
+                // Overload is the runtime's state, not the request's fault: another endpoint may take it.
+                if matches!(status, 429 | 503) {
+                    last_err = Some(err);
+                    call.unbind();
+                    continue;
+                }
+                return fail_with_endpoint(&mut call, err, &request_id, ep);
+            }
+            Err(e) => {
+                if e.is_connect() {
+                    ep.healthy.store(false, Ordering::Relaxed);
+                }
+                tracing::warn!(endpoint = %ep.url, error = %e, "upstream attempt failed");
+                let kind = if e.is_timeout() {
+                    ErrorKind::Timeout
+                } else {
+                    ErrorKind::BadGateway
+                };
+                last_err = Some(OpenAiError::new(
+                    kind,
+                    format!(
+                        "The runtime at {} could not be reached ({}). Check `pyxis serve` logs and the runtime's health.",
+                        ep.url,
+                        short_reqwest_error(&e)
+                    ),
+                ));
+                call.unbind();
+            }
+        }
+    }
+    let err = last_err.unwrap_or_else(|| {
+        OpenAiError::new(
+            ErrorKind::Unavailable,
+            format!(
+                "No healthy endpoint serves model `{}` right now; retry shortly.",
+                req.model
+            ),
+        )
+        .with_code("no_healthy_endpoint")
+    });
+    let mut resp = fail(&mut call, err);
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
+}
+
+fn short_reqwest_error(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
+}
+
+fn choose<'a>(st: &AppState, model: &'a ModelEntry, tried: &[&Arc<Endpoint>]) -> Option<&'a Arc<Endpoint>> {
+    let candidates: Vec<Candidate> = model
+        .endpoints
+        .iter()
+        .map(|ep| Candidate {
+            healthy: ep.is_healthy() && !tried.iter().any(|t| Arc::ptr_eq(t, ep)),
+            in_flight: ep.in_flight.load(Ordering::Relaxed),
+        })
+        .collect();
+    let rotation = st.rotation.fetch_add(1, Ordering::Relaxed);
+    pyxis_router::pick(&candidates, rotation).map(|i| &model.endpoints[i])
+}
+
+async fn send(
+    st: &AppState,
+    ep: &Endpoint,
+    kind: RequestKind,
+    request_id: &str,
+    body: Bytes,
+) -> reqwest::Result<reqwest::Response> {
+    let mut rb = st
+        .client
+        .post(format!("{}{}", ep.url, kind.path()))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-request-id", request_id)
+        .body(body);
+    if let Some(key) = &ep.api_key {
+        rb = rb.bearer_auth(key);
+    }
+    rb.send().await
+}
+
+async fn upstream_error(resp: reqwest::Response) -> OpenAiError {
+    let status = resp.status().as_u16();
+    let bytes = resp.bytes().await.unwrap_or_default();
+    let kind = ErrorKind::from_status(status);
+    match parse_upstream_error(&bytes) {
+        Some((message, _type, param)) => {
+            let mut e = OpenAiError::new(kind, message);
+            e.param = param;
+            e
+        }
+        None => OpenAiError::new(
+            kind,
+            format!(
+                "The runtime answered {status}: {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+            ),
+        ),
+    }
+}
+
+fn fail(call: &mut Call, err: OpenAiError) -> Response {
+    call.finish(err.status(), Some(error_label(&err)));
+    ApiError(err).into_response()
+}
+
+fn fail_with_endpoint(call: &mut Call, err: OpenAiError, _rid: &str, ep: &Endpoint) -> Response {
+    let mut resp = fail(call, err);
+    if let Ok(v) = HeaderValue::from_str(&ep.url) {
+        resp.headers_mut().insert("x-pyxis-endpoint", v);
+    }
+    resp
+}
+
+/// The short error label kept in the audit log.
+fn error_label(err: &OpenAiError) -> &'static str {
+    match err.kind {
+        ErrorKind::InvalidRequest => "invalid_request",
+        ErrorKind::Authentication => "authentication",
+        ErrorKind::PermissionDenied => "permission_denied",
+        ErrorKind::NotFound => "model_not_found",
+        ErrorKind::PayloadTooLarge => "payload_too_large",
+        ErrorKind::RateLimit => "rate_limited",
+        ErrorKind::Internal => "internal",
+        ErrorKind::BadGateway => "upstream_unreachable",
+        ErrorKind::Unavailable => "unavailable",
+        ErrorKind::Timeout => "upstream_timeout",
+    }
+}
+
+async fn whole_response(
+    resp: reqwest::Response,
+    mut call: Call,
+    model: &ModelEntry,
+    request_id: &str,
+    ep: &Endpoint,
+) -> Response {
+    let bytes = match resp.bytes().await {
+        Ok(b) => b,
+        Err(e) => {
+            let err = OpenAiError::new(
+                ErrorKind::BadGateway,
+                format!("The runtime at {} broke the connection mid-response: {e}", ep.url),
+            );
+            return fail_with_endpoint(&mut call, err, request_id, ep);
+        }
+    };
+    let mut value: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            let err = OpenAiError::new(
+                ErrorKind::BadGateway,
+                format!("The runtime at {} sent a body that is not JSON: {e}", ep.url),
+            );
+            return fail_with_endpoint(&mut call, err, request_id, ep);
+        }
+    };
+    if let Some(u) = value
+        .get("usage")
+        .and_then(|u| serde_json::from_value::<Usage>(u.clone()).ok())
+    {
+        call.set_usage(&u);
+    }
+    call.mark_first_token();
+    let out = if model.served_name != model.name {
+        value["model"] = serde_json::Value::String(model.name.clone());
+        Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
+    } else {
+        bytes
+    };
+    call.finish(200, None);
+    let mut r = (StatusCode::OK, out).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(&ep.url) {
+        h.insert("x-pyxis-endpoint", v);
+    }
+    r
+}
+
+fn stream_response(
+    resp: reqwest::Response,
+    call: Call,
+    req: &InferenceRequest,
+    model: &ModelEntry,
+    _request_id: &str,
+    ep: &Endpoint,
+) -> Response {
+    let rename = (model.served_name != model.name).then(|| model.name.clone());
+    let body = relay_stream(resp, call, req.include_usage, rename, ep.url.clone());
+    let mut r = Response::new(Body::from_stream(body));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(v) = HeaderValue::from_str(&ep.url) {
+        h.insert("x-pyxis-endpoint", v);
+    }
+    r
+}
+
+/// Per-attempt connect timeout; a runtime that cannot accept a connection in this long is down.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);

@@ -1,0 +1,159 @@
+//! Relays a runtime's SSE stream to the client event by event as it arrives, accounting usage on
+//! the way. A stream that ends without `[DONE]` is closed with an error event, never silently.
+
+use std::pin::Pin;
+
+use axum::body::Bytes;
+use futures::{Stream, StreamExt};
+use pyxis_protocol::sse::encode_data;
+use pyxis_protocol::{SseEvent, SseFramer, Usage};
+
+use crate::call::Call;
+
+type Upstream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+struct Relay {
+    upstream: Upstream,
+    framer: SseFramer,
+    events: Vec<SseEvent>,
+    call: Call,
+    client_wants_usage: bool,
+    rename: Option<String>,
+    endpoint: String,
+    content_events: u64,
+    done: bool,
+}
+
+pub fn relay_stream(
+    resp: reqwest::Response,
+    call: Call,
+    client_wants_usage: bool,
+    rename: Option<String>,
+    endpoint: String,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let relay = Relay {
+        upstream: Box::pin(resp.bytes_stream()),
+        framer: SseFramer::new(),
+        events: Vec::with_capacity(4),
+        call,
+        client_wants_usage,
+        rename,
+        endpoint,
+        content_events: 0,
+        done: false,
+    };
+    futures::stream::unfold(relay, |mut r| async move {
+        loop {
+            if r.done {
+                return None;
+            }
+            match r.upstream.next().await {
+                Some(Ok(chunk)) => {
+                    let out = r.process(&chunk);
+                    if !out.is_empty() {
+                        return Some((Ok(Bytes::from(out)), r));
+                    }
+                }
+                Some(Err(e)) => {
+                    let msg = format!("The runtime at {} broke the stream: {e}", r.endpoint);
+                    return Some((Ok(r.broken(msg)), r));
+                }
+                None => {
+                    let msg = format!("The runtime at {} ended the stream without finishing it", r.endpoint);
+                    return Some((Ok(r.broken(msg)), r));
+                }
+            }
+        }
+    })
+}
+
+impl Relay {
+    fn process(&mut self, chunk: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.framer.push(chunk, &mut self.events);
+        let events = std::mem::take(&mut self.events);
+        for ev in &events {
+            if self.done {
+                break;
+            }
+            if ev.is_done() {
+                encode_data(b"[DONE]", &mut out);
+                self.finish(200, None);
+                break;
+            }
+            self.event(ev, &mut out);
+        }
+        self.events = events;
+        self.events.clear();
+        out
+    }
+
+    fn event(&mut self, ev: &SseEvent, out: &mut Vec<u8>) {
+        let data = ev.data.as_str();
+        // Fast path: nothing to read or rewrite in this event.
+        if self.rename.is_none() && !data.contains("\"usage\"") && !data.contains("\"error\"") {
+            self.count_content(data);
+            encode_data(data.as_bytes(), out);
+            return;
+        }
+        let Ok(mut v) = serde_json::from_str::<serde_json::Value>(data) else {
+            encode_data(data.as_bytes(), out);
+            return;
+        };
+        if v.get("error").is_some_and(|e| !e.is_null()) {
+            encode_data(data.as_bytes(), out);
+            self.finish(200, Some("upstream_stream_error"));
+            return;
+        }
+        let usage_only = v
+            .get("choices")
+            .and_then(|c| c.as_array())
+            .is_some_and(|c| c.is_empty());
+        if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
+            if let Ok(u) = serde_json::from_value::<Usage>(u.clone()) {
+                self.call.set_usage(&u);
+            }
+            if !self.client_wants_usage {
+                if usage_only {
+                    return;
+                }
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("usage");
+                }
+            }
+        }
+        if !usage_only {
+            self.count_content(data);
+        }
+        if let Some(name) = &self.rename {
+            v["model"] = serde_json::Value::String(name.clone());
+        }
+        encode_data(&serde_json::to_vec(&v).unwrap_or_default(), out);
+    }
+
+    fn count_content(&mut self, data: &str) {
+        if data.contains("\"content\":\"") || data.contains("\"text\":\"") {
+            self.call.mark_first_token();
+            self.content_events += 1;
+        }
+    }
+
+    fn finish(&mut self, status: u16, error: Option<&str>) {
+        self.done = true;
+        if !self.call.usage_known() {
+            // The runtime sent no usage: count content events as tokens, the best estimate left.
+            self.call.set_completion_estimate(self.content_events);
+        }
+        self.call.finish(status, error);
+    }
+
+    fn broken(&mut self, message: String) -> Bytes {
+        tracing::warn!(%message, "stream broken");
+        let err = pyxis_protocol::OpenAiError::new(pyxis_protocol::ErrorKind::BadGateway, message)
+            .with_code("upstream_stream_broken");
+        let mut out = Vec::new();
+        encode_data(err.to_json().as_bytes(), &mut out);
+        self.finish(200, Some("upstream_stream_broken"));
+        Bytes::from(out)
+    }
+}

@@ -1,0 +1,141 @@
+//! The HTTP surface: OpenAI routes, health routes, the request-id layer.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Extension, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use pyxis_protocol::{ErrorKind, OpenAiError, RequestKind};
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::proxy;
+use crate::state::AppState;
+
+/// Largest request body accepted (long-context prompts are big).
+pub const BODY_LIMIT: usize = 32 * 1024 * 1024;
+
+#[derive(Clone)]
+pub struct RequestId(pub String);
+
+pub fn router(st: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .route("/v1/models", get(models))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(request_id))
+        .with_state(st)
+}
+
+fn valid_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic())).then(|| s.to_string())
+}
+
+/// Takes the client's `x-request-id` (if sane) or makes one, and echoes it on every response.
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(valid_request_id)
+        .unwrap_or_else(|| format!("req-{}", uuid::Uuid::new_v4().simple()));
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut resp = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+async fn chat(
+    State(st): State<Arc<AppState>>,
+    Extension(rid): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    proxy::handle(st, rid.0, headers, body, RequestKind::Chat).await
+}
+
+async fn completions(
+    State(st): State<Arc<AppState>>,
+    Extension(rid): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    proxy::handle(st, rid.0, headers, body, RequestKind::Completion).await
+}
+
+/// Only the models this tenant may use.
+async fn models(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let principal = match st.keys.authenticate(&headers).await {
+        Ok(p) => p,
+        Err(e) => return ApiError(e).into_response(),
+    };
+    let view = st.view();
+    let data: Vec<_> = view
+        .models
+        .values()
+        .filter(|m| view.allows(&principal.tenant, &m.name))
+        .map(|m| {
+            json!({
+                "id": m.name,
+                "object": "model",
+                "created": 0,
+                "owned_by": "pyxis",
+                "version": m.version,
+                "max_model_len": m.context_length,
+            })
+        })
+        .collect();
+    axum::Json(json!({"object": "list", "data": data})).into_response()
+}
+
+async fn healthz() -> Response {
+    axum::Json(json!({"status": "ok"})).into_response()
+}
+
+/// Ready when every model has at least one healthy endpoint.
+async fn readyz(State(st): State<Arc<AppState>>) -> Response {
+    let view = st.view();
+    let unserved: Vec<&str> = view
+        .models
+        .values()
+        .filter(|m| !m.endpoints.iter().any(|e| e.is_healthy()))
+        .map(|m| m.name.as_str())
+        .collect();
+    let healthy = view.endpoints.iter().filter(|e| e.is_healthy()).count();
+    let body = json!({
+        "status": if unserved.is_empty() { "ready" } else { "not_ready" },
+        "models": view.models.len(),
+        "endpoints": view.endpoints.len(),
+        "healthy_endpoints": healthy,
+        "models_without_healthy_endpoint": unserved,
+    });
+    let status = if unserved.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+async fn not_found(req: Request) -> Response {
+    ApiError(OpenAiError::new(
+        ErrorKind::NotFound,
+        format!(
+            "Unknown route: {} {}. Pyxis serves /v1/chat/completions, /v1/completions and /v1/models.",
+            req.method(),
+            req.uri().path()
+        ),
+    ))
+    .into_response()
+}
