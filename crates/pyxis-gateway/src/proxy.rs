@@ -19,8 +19,8 @@ use crate::fleet::{Endpoint, InFlight, ModelEntry};
 use crate::relay::relay_stream;
 use crate::state::AppState;
 
-/// Attempts per request: a connect failure or an overloaded runtime gets one more try elsewhere.
-const MAX_ATTEMPTS: usize = 2;
+/// Attempts per request: a connect failure or an overloaded runtime is retried on another endpoint.
+const MAX_ATTEMPTS: usize = 3;
 
 pub async fn handle(
     st: Arc<AppState>,
@@ -253,7 +253,6 @@ async fn whole_response(
     {
         call.set_usage(&u);
     }
-    call.mark_first_token();
     let out = if model.served_name != model.name {
         value["model"] = serde_json::Value::String(model.name.clone());
         Bytes::from(serde_json::to_vec(&value).unwrap_or_default())

@@ -132,7 +132,9 @@ impl Relay {
     }
 
     fn count_content(&mut self, data: &str) {
-        if data.contains("\"content\":\"") || data.contains("\"text\":\"") {
+        // A non-empty content (chat) or text (completions) delta is a token; the role-only first
+        // chunk (`"content":""`) is not.
+        if has_nonempty(data, "\"content\":\"") || has_nonempty(data, "\"text\":\"") {
             self.call.mark_first_token();
             self.content_events += 1;
         }
@@ -155,5 +157,23 @@ impl Relay {
         encode_data(err.to_json().as_bytes(), &mut out);
         self.finish(200, Some("upstream_stream_broken"));
         Bytes::from(out)
+    }
+}
+
+fn has_nonempty(data: &str, key: &str) -> bool {
+    data.match_indices(key)
+        .any(|(i, _)| !data[i + key.len()..].starts_with('"'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_nonempty;
+
+    #[test]
+    fn empty_role_chunk_is_not_a_token() {
+        let k = "\"content\":\"";
+        assert!(!has_nonempty(r#"{"delta":{"content":"","role":"assistant"}}"#, k));
+        assert!(has_nonempty(r#"{"delta":{"content":" get"}}"#, k));
+        assert!(!has_nonempty(r#"{"delta":{}}"#, k));
     }
 }
