@@ -50,7 +50,7 @@ enum Command {
         command: AuditCommand,
     },
     /// The engine simulator: one engine, a fleet, or a virtual-time run.
-    Sim(pyxis_sim::cli::SimArgs),
+    Sim(Box<pyxis_sim::cli::SimArgs>),
 }
 
 #[derive(Args, Clone)]
@@ -168,7 +168,7 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Sim(args) => {
-            pyxis_sim::cli::run(args).await?;
+            pyxis_sim::cli::run(*args).await?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -1,5 +1,6 @@
 //! Test harness: runs the real `pyxis` binary on a free port with its own data dir.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};

@@ -1,5 +1,7 @@
 //! End-to-end: `pyxis validate` and `pyxis serve -f` with live reload.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -1,5 +1,7 @@
 //! End-to-end: the real `pyxis serve` on its embedded demo fleet, driven over real HTTP.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -3,6 +3,8 @@
 //! Needs a Python with `openai` installed, named by `PYXIS_TEST_PYTHON` (scripts/test sets it up).
 //! Without it the test says so loudly and fails, unless `PYXIS_SKIP_PYTHON=1` is set on purpose.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::*;

@@ -1,5 +1,7 @@
 //! The gateway against misbehaving runtimes: simulated engines with injected faults, over real HTTP.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::Ordering;
