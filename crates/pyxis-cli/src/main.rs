@@ -11,7 +11,7 @@ use pyxis_gateway::{DefaultKey, Gateway, ServeConfig};
 use pyxis_resources::Fleet;
 use pyxis_store::{AuditQuery, Store};
 
-use crate::output::{Output, print_audit, print_tenants};
+use crate::output::{Output, print_audit, print_tenants, print_verify};
 
 #[derive(Parser)]
 #[command(
@@ -70,6 +70,9 @@ struct ServeArgs {
     /// Fleet file; edits are picked up while running.
     #[arg(short = 'f', long = "file", env = "PYXIS_FLEET_FILE")]
     file: Option<PathBuf>,
+    /// Bound, in milliseconds, on how long a finished call's audit record may wait to be durable.
+    #[arg(long, default_value_t = 100, env = "PYXIS_AUDIT_FLUSH_MS")]
+    audit_flush_ms: u64,
 }
 
 #[derive(Subcommand)]
@@ -101,19 +104,61 @@ enum TenantCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Show the latest audit records (oldest first).
+    /// Show the latest audit records matching the filters (oldest first).
     Tail {
         /// How many records.
         #[arg(short = 'n', long, default_value_t = 20)]
         lines: u32,
-        /// Only this tenant's records.
-        #[arg(long)]
-        tenant: Option<String>,
+        #[command(flatten)]
+        filter: AuditFilter,
         #[command(flatten)]
         data: DataDir,
         #[arg(long, default_value = "table")]
         output: Output,
     },
+    /// Check the hash chain of the whole log; name the first broken record and runs that may have lost records.
+    Verify {
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long, default_value = "table")]
+        output: Output,
+    },
+}
+
+#[derive(Args)]
+struct AuditFilter {
+    /// Only this tenant's records.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Only calls to this model.
+    #[arg(long)]
+    model: Option<String>,
+    /// Only calls served by this Runtime resource.
+    #[arg(long)]
+    runtime: Option<String>,
+    /// Only calls that ended with this HTTP status.
+    #[arg(long)]
+    status: Option<i64>,
+    /// Only calls started within this long before now, e.g. `15m`, `24h`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    since: Option<std::time::Duration>,
+}
+
+impl AuditFilter {
+    fn query(self, limit: u32) -> AuditQuery {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        AuditQuery {
+            tenant: self.tenant,
+            model: self.model,
+            runtime: self.runtime,
+            status: self.status,
+            since_ms: self.since.map(|d| now.saturating_sub(d).as_millis() as i64),
+            until_ms: None,
+            limit,
+        }
+    }
 }
 
 fn init_logging(format: &str) {
@@ -157,15 +202,27 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             command:
                 AuditCommand::Tail {
                     lines,
-                    tenant,
+                    filter,
                     data,
                     output,
                 },
         } => {
             let store = open_store(&data.data_dir).await?;
-            let rows = store.tail_audit(&AuditQuery { tenant, limit: lines }).await?;
+            let rows = store.query_audit(&filter.query(lines)).await?;
             print_audit(&rows, output);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { data, output },
+        } => {
+            let store = open_store(&data.data_dir).await?;
+            let report = store.verify_audit().await?;
+            print_verify(&report, output);
+            Ok(if report.first_broken.is_none() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Sim(args) => {
             pyxis_sim::cli::run(*args).await?;
@@ -247,12 +304,10 @@ fn print_key(k: &pyxis_store::NewKey, output: Output, what: &str) {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
-    let cfg = ServeConfig {
-        listen: args.listen,
-        data_dir: args.data.data_dir.clone(),
-        fleet_file: args.file.clone(),
-        demo_api_key: std::env::var("PYXIS_DEMO_API_KEY").ok().filter(|k| !k.is_empty()),
-    };
+    let mut cfg = ServeConfig::new(args.listen, args.data.data_dir.clone());
+    cfg.fleet_file = args.file.clone();
+    cfg.demo_api_key = std::env::var("PYXIS_DEMO_API_KEY").ok().filter(|k| !k.is_empty());
+    cfg.audit_flush = std::time::Duration::from_millis(args.audit_flush_ms);
     let gw = Gateway::start(cfg).await?;
     let view = gw.state.view();
     let models: Vec<&str> = view.models.keys().map(String::as_str).collect();

@@ -1,7 +1,7 @@
 //! Human tables and `--output json` for CLI results.
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
-use pyxis_store::{AuditRecord, TenantInfo};
+use pyxis_store::{AuditRecord, TenantInfo, VerifyReport};
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum Output {
@@ -89,9 +89,39 @@ pub fn print_audit(rows: &[AuditRecord], output: Output) {
                     status,
                     format!("{:.1}", r.latency_ms),
                     r.ttft_ms.map(|t| format!("{t:.1}")).unwrap_or_default(),
+                    format!("{:.6}", r.cost_usd),
                 ]);
             }
             println!("{t}");
+        }
+    }
+}
+
+pub fn print_verify(r: &VerifyReport, output: Output) {
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(r).unwrap_or_default()),
+        Output::Table => {
+            match &r.first_broken {
+                None => println!("audit chain OK: {} records, every hash verified", r.records),
+                Some(b) => println!(
+                    "audit chain BROKEN at record {} (request {}): {}. Records from {} on cannot be trusted.",
+                    b.seq, b.request_id, b.reason, b.seq
+                ),
+            }
+            for g in &r.possible_gaps {
+                let last = g
+                    .last_flush_ms
+                    .map(time)
+                    .unwrap_or_else(|| "before its first flush".into());
+                println!(
+                    "possible gap: run {} (started {}) stopped without draining its writer (crashed, or still running); calls that finished up to {} ms after {} (last record {}) may be missing",
+                    g.session,
+                    time(g.started_at_ms),
+                    g.flush_delay_ms,
+                    last,
+                    g.last_seq.map(|s| s.to_string()).unwrap_or_else(|| "none".into())
+                );
+            }
         }
     }
 }

@@ -77,7 +77,7 @@ impl Server {
         cli_in(self.data_path(), args)
     }
 
-    pub fn stop(mut self) -> std::process::ExitStatus {
+    pub fn stop(&mut self) -> std::process::ExitStatus {
         // SIGTERM for a graceful stop (drains the audit writer).
         let _ = Command::new("kill")
             .arg("-TERM")

@@ -16,7 +16,7 @@ fn auth() -> String {
 
 #[tokio::test]
 async fn demo_fleet_chat_non_streaming_and_audit() {
-    let srv = Server::start(&[]);
+    let mut srv = Server::start(&[]);
     assert!(
         srv.started_in < Duration::from_secs(2),
         "ready in {:?}, goal < 2 s",

@@ -7,6 +7,8 @@ use pyxis_store::{AuditRecord, Store};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::call::now_ms;
+
 /// Cheap to clone; sending never blocks and never fails while the writer runs.
 #[derive(Clone, Debug)]
 pub struct AuditSink {
@@ -22,22 +24,29 @@ impl AuditSink {
 }
 
 /// Most records written in one transaction.
-const MAX_BATCH: usize = 1024;
+const MAX_BATCH: usize = 2048;
 
-/// Starts the writer. It takes whatever has queued up since its last write as one batch (group
-/// commit: under load batches grow, when idle each record is written at once). It exits after
-/// every sink is dropped and the queue is drained, so awaiting the handle is the shutdown drain.
-pub fn spawn_writer(store: Store) -> (AuditSink, JoinHandle<()>) {
+/// Starts the writer. Group commit: it writes whatever queued up while the previous write ran,
+/// in one transaction, so under load batches grow and when idle each record is written at once.
+/// A record is durable within `flush_bound` of its call finishing as long as a batch writes
+/// faster than that; a slower write is logged as writer lag. The writer exits after every sink
+/// is dropped and the queue is drained, so awaiting the handle is the shutdown drain.
+pub fn spawn_writer(store: Store, flush_bound: Duration, session: Option<i64>) -> (AuditSink, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<AuditRecord>();
     let handle = tokio::spawn(async move {
         let mut batch = Vec::with_capacity(MAX_BATCH);
         while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
             let mut delay = Duration::from_millis(50);
             // A locked or failing database must not lose records: retry with back-off.
-            while let Err(e) = store.append_audit(&batch).await {
+            while let Err(e) = store.append_audit(&mut batch, session).await {
                 tracing::error!(error = %e, records = batch.len(), "audit write failed; retrying");
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            let oldest = batch.iter().map(|r| r.finished_at_ms).min().unwrap_or_default();
+            let lag_ms = now_ms() - oldest;
+            if lag_ms > flush_bound.as_millis() as i64 {
+                tracing::warn!(lag_ms, records = batch.len(), "audit writer behind its flush bound");
             }
             batch.clear();
         }

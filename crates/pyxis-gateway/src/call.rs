@@ -7,7 +7,7 @@ use pyxis_protocol::Usage;
 use pyxis_store::{AuditRecord, Principal};
 
 use crate::audit::AuditSink;
-use crate::fleet::InFlight;
+use crate::fleet::{InFlight, ModelEntry};
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -22,37 +22,27 @@ pub struct Call {
     record: AuditRecord,
     slot: Option<InFlight>,
     finished: bool,
-    pub first_token: Option<Instant>,
+    first_token: Option<Instant>,
+    /// Completion text being collected, for tenants that opted in to content logging.
+    content: Option<String>,
 }
 
 impl Call {
-    pub fn new(sink: AuditSink, request_id: &str, principal: &Principal, stream: bool) -> Self {
+    pub fn new(sink: AuditSink, request_id: &str, principal: &Principal) -> Self {
         Call {
             sink,
             started: Instant::now(),
             record: AuditRecord {
-                seq: 0,
                 request_id: request_id.to_string(),
                 started_at_ms: now_ms(),
-                finished_at_ms: 0,
                 tenant: principal.tenant.clone(),
                 key_id: Some(principal.key_id.clone()),
-                model: String::new(),
-                endpoint: None,
-                runtime: None,
-                runtime_kind: None,
-                hardware: None,
-                prompt_tokens: 0,
-                completion_tokens: 0,
-                status: 0,
-                error_type: None,
-                latency_ms: 0.0,
-                ttft_ms: None,
-                stream,
+                ..AuditRecord::default()
             },
             slot: None,
             finished: false,
             first_token: None,
+            content: None,
         }
     }
 
@@ -60,17 +50,44 @@ impl Call {
         self.record.stream = stream;
     }
 
-    pub fn set_model(&mut self, model: &str) {
+    pub fn set_requested_model(&mut self, model: &str) {
+        self.record.requested_model = model.to_string();
         self.record.model = model.to_string();
     }
 
-    /// Binds the call to the endpoint it is sent to (replacing an earlier attempt's).
+    pub fn resolve(&mut self, model: &ModelEntry) {
+        self.record.model = model.name.clone();
+        self.record.model_version = Some(model.version.clone());
+    }
+
+    /// Keeps the prompt (and, as it arrives, the completion) in the record.
+    pub fn keep_content(&mut self, prompt: String) {
+        self.record.prompt_text = Some(prompt);
+        self.content = Some(String::new());
+    }
+
+    pub fn keeps_content(&self) -> bool {
+        self.content.is_some()
+    }
+
+    pub fn push_content(&mut self, text: &str) {
+        if let Some(c) = &mut self.content {
+            c.push_str(text);
+        }
+    }
+
+    /// Binds the call to the endpoint of a new attempt.
     pub fn bind(&mut self, slot: InFlight) {
         let ep = slot.endpoint();
+        self.record.attempts += 1;
         self.record.endpoint = Some(ep.url.clone());
         self.record.runtime = Some(ep.runtime.clone());
         self.record.runtime_kind = Some(ep.kind.to_string());
+        self.record.runtime_version = ep.version();
         self.record.hardware = Some(ep.hardware.clone());
+        self.record.accelerator_count = Some(i64::from(ep.accelerator_count));
+        self.record.cloud = ep.cloud.clone();
+        self.record.region = ep.region.clone();
         self.slot = Some(slot);
     }
 
@@ -87,6 +104,7 @@ impl Call {
     pub fn set_usage(&mut self, u: &Usage) {
         self.record.prompt_tokens = u.prompt_tokens as i64;
         self.record.completion_tokens = u.completion_tokens as i64;
+        self.record.cached_tokens = u.cached_tokens() as i64;
     }
 
     pub fn usage_known(&self) -> bool {
@@ -97,43 +115,27 @@ impl Call {
         self.record.completion_tokens = tokens as i64;
     }
 
-    /// Writes the audit record (once) and frees the endpoint slot.
+    /// Writes the audit record (once), charges the endpoint and frees its slot.
     pub fn finish(&mut self, status: u16, error_type: Option<&str>) {
         if self.finished {
             return;
         }
         self.finished = true;
-        self.record.finished_at_ms = now_ms();
-        self.record.status = i64::from(status);
-        self.record.error_type = error_type.map(str::to_string);
-        self.record.latency_ms = self.started.elapsed().as_secs_f64() * 1e3;
-        self.record.ttft_ms = self.first_token.map(|t| (t - self.started).as_secs_f64() * 1e3);
-        self.slot = None;
-        let record = std::mem::replace(&mut self.record, empty_record());
-        self.sink.record(record);
-    }
-}
-
-fn empty_record() -> AuditRecord {
-    AuditRecord {
-        seq: 0,
-        request_id: String::new(),
-        started_at_ms: 0,
-        finished_at_ms: 0,
-        tenant: String::new(),
-        key_id: None,
-        model: String::new(),
-        endpoint: None,
-        runtime: None,
-        runtime_kind: None,
-        hardware: None,
-        prompt_tokens: 0,
-        completion_tokens: 0,
-        status: 0,
-        error_type: None,
-        latency_ms: 0.0,
-        ttft_ms: None,
-        stream: false,
+        let r = &mut self.record;
+        r.finished_at_ms = now_ms();
+        r.status = i64::from(status);
+        r.error_type = error_type.map(str::to_string);
+        let latency = self.started.elapsed();
+        r.latency_ms = latency.as_secs_f64() * 1e3;
+        r.ttft_ms = self.first_token.map(|t| (t - self.started).as_secs_f64() * 1e3);
+        if let Some(mut slot) = self.slot.take() {
+            let tokens = (r.prompt_tokens + r.completion_tokens).max(0) as u64;
+            r.cost_usd = slot.charge(tokens, latency.as_secs_f64());
+        }
+        if let Some(c) = self.content.take() {
+            r.completion_text = Some(c);
+        }
+        self.sink.record(std::mem::take(&mut self.record));
     }
 }
 

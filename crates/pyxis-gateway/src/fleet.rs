@@ -7,12 +7,13 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, LazyLock, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use pyxis_cost::{Pricing, ThroughputMeter};
 
 use pyxis_resources::{Fleet, RuntimeKind};
-use tokio::sync::Mutex;
 
 /// One upstream server.
 #[derive(Debug)]
@@ -30,8 +31,23 @@ pub struct Endpoint {
     /// Bearer token for the runtime, read from the runtime's `apiKeyEnv` at load time.
     pub api_key: Option<String>,
     pub simulated: bool,
+    pub pricing: Pricing,
     pub in_flight: AtomicU32,
     pub healthy: AtomicBool,
+    /// The runtime's own version string, learned from its version route.
+    pub runtime_version: RwLock<Option<String>>,
+    /// Token throughput per busy second, for the cost model.
+    pub meter: Mutex<ThroughputMeter>,
+}
+
+/// Window over which endpoint throughput is measured for cost attribution.
+pub const COST_WINDOW_S: f64 = 60.0;
+
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+/// Seconds on the gateway's monotonic clock (the pure cost model takes time as a number).
+pub fn clock_s() -> f64 {
+    EPOCH.elapsed().as_secs_f64()
 }
 
 impl Endpoint {
@@ -44,29 +60,59 @@ impl Endpoint {
             && self.cloud == other.cloud
             && self.region == other.region
             && self.api_key == other.api_key
+            && self.pricing == other.pricing
     }
 
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
     }
+
+    pub fn version(&self) -> Option<String> {
+        self.runtime_version.read().ok().and_then(|v| v.clone())
+    }
 }
 
-/// Counts a request against an endpoint for as long as the guard lives.
-pub struct InFlight(Arc<Endpoint>);
+/// Counts a request against an endpoint (in flight, and busy time for the cost meter) for as
+/// long as the guard lives.
+pub struct InFlight {
+    ep: Arc<Endpoint>,
+    charged: bool,
+}
 
 impl InFlight {
     pub fn new(ep: Arc<Endpoint>) -> Self {
         ep.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(ep)
+        if let Ok(mut m) = ep.meter.lock() {
+            m.start(clock_s());
+        }
+        InFlight { ep, charged: false }
     }
+
     pub fn endpoint(&self) -> &Arc<Endpoint> {
-        &self.0
+        &self.ep
+    }
+
+    /// Ends the call on the meter with the `tokens` it processed and returns its cost.
+    pub fn charge(&mut self, tokens: u64, latency_s: f64) -> f64 {
+        if self.charged {
+            return 0.0;
+        }
+        self.charged = true;
+        let now = clock_s();
+        let Ok(mut m) = self.ep.meter.lock() else { return 0.0 };
+        m.finish(now, tokens);
+        pyxis_cost::call_cost(&self.ep.pricing, tokens, latency_s, m.throughput(now))
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.ep.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if !self.charged
+            && let Ok(mut m) = self.ep.meter.lock()
+        {
+            m.finish(clock_s(), 0);
+        }
     }
 }
 
@@ -84,6 +130,8 @@ pub struct ModelEntry {
 pub struct TenantPolicy {
     /// `None`: every model.
     pub allowed_models: Option<HashSet<String>>,
+    /// Keep prompts and completions in the audit log.
+    pub audit_content: bool,
 }
 
 #[derive(Debug, Default)]
@@ -102,6 +150,10 @@ impl FleetView {
             Some(set) => set.contains(model),
         }
     }
+
+    pub fn audit_content(&self, tenant: &str) -> bool {
+        self.tenants.get(tenant).is_some_and(|t| t.audit_content)
+    }
 }
 
 /// Key of a simulated engine: one engine per (runtime, replica, model), restarted when the
@@ -117,7 +169,7 @@ struct SimKey {
 /// Owns the in-process simulated engines.
 #[derive(Default)]
 pub struct SimManager {
-    engines: Mutex<HashMap<SimKey, pyxis_sim::EngineHandle>>,
+    engines: tokio::sync::Mutex<HashMap<SimKey, pyxis_sim::EngineHandle>>,
 }
 
 /// Picks the simulator's model profile for a declared model: the same name when the simulator
@@ -181,8 +233,15 @@ impl SimManager {
                     region: spec.region.clone(),
                     api_key: api_key.clone(),
                     simulated,
+                    pricing: Pricing {
+                        per_accelerator_hour: spec.price_per_accelerator_hour,
+                        accelerators: spec.accelerator.count,
+                        per_million_tokens: spec.price_per_million_tokens,
+                    },
                     in_flight: AtomicU32::new(0),
                     healthy: AtomicBool::new(true),
+                    runtime_version: RwLock::new(None),
+                    meter: Mutex::new(ThroughputMeter::new(COST_WINDOW_S)),
                 };
                 if let Some(sim) = &spec.simulated {
                     let profile = sim_profile(&name, m.spec.parameters);
@@ -263,6 +322,7 @@ impl SimManager {
                     t.metadata.name.clone(),
                     TenantPolicy {
                         allowed_models: allowed.map(|m| m.iter().cloned().collect()),
+                        audit_content: t.spec.audit_content,
                     },
                 )
             })

@@ -32,6 +32,23 @@ pub async fn check(client: &reqwest::Client, ep: &Endpoint) -> bool {
     matches!(rb.send().await, Ok(r) if r.status().is_success())
 }
 
+/// Reads the runtime's version where its kind has a version route (facts: runtimes.md §0).
+async fn fetch_version(client: &reqwest::Client, ep: &Endpoint) -> Option<String> {
+    let path = match ep.kind {
+        RuntimeKind::Vllm | RuntimeKind::TensorrtLlm => "/version",
+        RuntimeKind::Ollama => "/api/version",
+        RuntimeKind::Tgi => "/info",
+        RuntimeKind::Triton => "/v2",
+        _ => return None,
+    };
+    let mut rb = client.get(format!("{}{path}", ep.url)).timeout(TIMEOUT);
+    if let Some(k) = &ep.api_key {
+        rb = rb.bearer_auth(k);
+    }
+    let v: serde_json::Value = rb.send().await.ok()?.json().await.ok()?;
+    v.get("version").and_then(|v| v.as_str()).map(str::to_string)
+}
+
 pub async fn check_all(st: &AppState) {
     let view = st.view();
     let checks = view.endpoints.iter().map(|ep| {
@@ -39,6 +56,13 @@ pub async fn check_all(st: &AppState) {
         let client = st.client.clone();
         async move {
             let ok = check(&client, &ep).await;
+            if ok
+                && ep.version().is_none()
+                && let Some(v) = fetch_version(&client, &ep).await
+                && let Ok(mut slot) = ep.runtime_version.write()
+            {
+                *slot = Some(v);
+            }
             let was = ep.healthy.swap(ok, Ordering::Relaxed);
             if was != ok {
                 if ok {

@@ -41,6 +41,21 @@ pub struct ServeConfig {
     pub fleet_file: Option<PathBuf>,
     /// Key for the `default` tenant (from `PYXIS_DEMO_API_KEY`).
     pub demo_api_key: Option<String>,
+    /// Bound on how long a finished call's audit record may wait before it is durable.
+    pub audit_flush: Duration,
+}
+
+impl ServeConfig {
+    /// Defaults for everything but where to listen and keep state.
+    pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
+        ServeConfig {
+            listen,
+            data_dir,
+            fleet_file: None,
+            demo_api_key: None,
+            audit_flush: Duration::from_millis(100),
+        }
+    }
 }
 
 /// What happened to the `default` tenant's key at start.
@@ -66,6 +81,7 @@ pub struct Gateway {
     background: Vec<JoinHandle<()>>,
     audit_writer: JoinHandle<()>,
     store: Store,
+    session: i64,
 }
 
 impl Gateway {
@@ -97,7 +113,16 @@ impl Gateway {
             .build()?;
         let sims = SimManager::default();
         let view = sims.build(&fleet, None).await?;
-        let (audit, audit_writer) = audit::spawn_writer(store.clone());
+        let session = store.begin_audit_session(cfg.audit_flush.as_millis() as i64).await?;
+        for gap in store.unclean_sessions(Some(session)).await? {
+            tracing::warn!(
+                session = gap.session,
+                last_seq = gap.last_seq,
+                "an earlier run stopped without draining its audit writer (crash or kill -9): calls that finished within {} ms after its last flush may be missing; `pyxis audit verify` lists such runs",
+                gap.flush_delay_ms
+            );
+        }
+        let (audit, audit_writer) = audit::spawn_writer(store.clone(), cfg.audit_flush, Some(session));
         let st = Arc::new(AppState::new(view, KeyCache::new(store.clone()), client, audit, sims));
         st.keys.refresh().await;
 
@@ -145,6 +170,7 @@ impl Gateway {
             background,
             audit_writer,
             store,
+            session,
         })
     }
 
@@ -168,7 +194,14 @@ impl Gateway {
         self.state.sims.shutdown().await;
         // The last sink lives in the state; once no one holds the state the writer drains and ends.
         drop(self.state);
-        let _ = tokio::time::timeout(Duration::from_secs(30), self.audit_writer).await;
+        if tokio::time::timeout(Duration::from_secs(30), self.audit_writer)
+            .await
+            .is_ok()
+        {
+            self.store.end_audit_session(self.session).await?;
+        } else {
+            tracing::error!("audit writer did not drain within 30 s; this run will show as a possible gap");
+        }
         self.store.close().await;
         served??;
         Ok(())

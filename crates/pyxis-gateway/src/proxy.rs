@@ -48,12 +48,12 @@ pub async fn handle(
             .into_response();
         }
     };
-    let mut call = Call::new(st.audit.clone(), &request_id, &principal, false);
+    let mut call = Call::new(st.audit.clone(), &request_id, &principal);
     let req = match InferenceRequest::parse(kind, &body) {
         Ok(r) => r,
         Err(e) => return fail(&mut call, e),
     };
-    call.set_model(&req.model);
+    call.set_requested_model(&req.model);
     call.set_stream(req.stream);
 
     let view = st.view();
@@ -64,6 +64,11 @@ pub async fn handle(
     else {
         return fail(&mut call, OpenAiError::model_not_found(&req.model));
     };
+    call.resolve(model);
+    if view.audit_content(&principal.tenant) {
+        let prompt = req.body.get("messages").or_else(|| req.body.get("prompt"));
+        call.keep_content(prompt.map(|p| p.to_string()).unwrap_or_default());
+    }
     let upstream_body = Bytes::from(req.upstream_body(&model.served_name));
 
     let mut tried: Vec<&Arc<Endpoint>> = Vec::new();

@@ -91,7 +91,8 @@ impl Relay {
     fn event(&mut self, ev: &SseEvent, out: &mut Vec<u8>) {
         let data = ev.data.as_str();
         // Fast path: nothing to read or rewrite in this event.
-        if self.rename.is_none() && !data.contains("\"usage\"") && !data.contains("\"error\"") {
+        let keep = self.call.keeps_content();
+        if !keep && self.rename.is_none() && !data.contains("\"usage\"") && !data.contains("\"error\"") {
             self.count_content(data);
             encode_data(data.as_bytes(), out);
             return;
@@ -124,6 +125,13 @@ impl Relay {
         }
         if !usage_only {
             self.count_content(data);
+            if keep && let Some(c) = v.get("choices").and_then(|c| c.get(0)) {
+                let text = c
+                    .pointer("/delta/content")
+                    .or_else(|| c.get("text"))
+                    .and_then(|t| t.as_str());
+                self.call.push_content(text.unwrap_or_default());
+            }
         }
         if let Some(name) = &self.rename {
             v["model"] = serde_json::Value::String(name.clone());

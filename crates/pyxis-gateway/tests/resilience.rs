@@ -56,14 +56,10 @@ spec:
 async fn gateway(dir: &Path, urls: &[String]) -> Gateway {
     let file = dir.join("fleet.yaml");
     std::fs::write(&file, fleet(urls)).unwrap();
-    Gateway::start(ServeConfig {
-        listen: ([127, 0, 0, 1], 0).into(),
-        data_dir: dir.join("data"),
-        fleet_file: Some(file),
-        demo_api_key: Some(KEY.into()),
-    })
-    .await
-    .expect("gateway starts")
+    let mut cfg = ServeConfig::new(([127, 0, 0, 1], 0).into(), dir.join("data"));
+    cfg.fleet_file = Some(file);
+    cfg.demo_api_key = Some(KEY.into());
+    Gateway::start(cfg).await.expect("gateway starts")
 }
 
 fn chat(stream: bool, max_tokens: u32) -> Value {
@@ -86,8 +82,8 @@ async fn audit_after(gw: Gateway, dir: &Path) -> Vec<AuditRecord> {
     let store = Store::open(&dir.join("data")).await.unwrap();
     store
         .tail_audit(&AuditQuery {
-            tenant: None,
             limit: 1000,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -20,6 +20,9 @@ pub struct TenantSpec {
     pub models: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Keep prompts and completions in the audit log. Off by default: only metadata is recorded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub audit_content: bool,
 }
 
 fn default_weight() -> f64 {
@@ -33,6 +36,7 @@ impl Default for TenantSpec {
             weight: default_weight(),
             models: None,
             description: None,
+            audit_content: false,
         }
     }
 }
