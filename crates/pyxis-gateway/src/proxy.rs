@@ -258,6 +258,11 @@ async fn whole_response(
     {
         call.set_usage(&u);
     }
+    if call.keeps_content() {
+        let choice = &value["choices"][0];
+        let text = choice["message"]["content"].as_str().or_else(|| choice["text"].as_str());
+        call.push_content(text.unwrap_or_default());
+    }
     let out = if model.served_name != model.name {
         value["model"] = serde_json::Value::String(model.name.clone());
         Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
