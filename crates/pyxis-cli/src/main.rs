@@ -11,7 +11,7 @@ use pyxis_gateway::{DefaultKey, Gateway, ServeConfig};
 use pyxis_resources::Fleet;
 use pyxis_store::{AuditQuery, Store};
 
-use crate::output::{Output, print_audit, print_tenants, print_verify};
+use crate::output::{Output, print_audit, print_tenants, print_usage, print_verify};
 
 #[derive(Parser)]
 #[command(
@@ -48,6 +48,22 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Usage and cost per tenant, model, runtime or hardware over a period.
+    Usage {
+        /// Group by these, comma-separated: tenant, model, runtime, hardware.
+        #[arg(long, default_value = "tenant", value_delimiter = ',')]
+        by: Vec<pyxis_store::UsageKey>,
+        /// The period: calls started within this long before now, e.g. `1h`, `24h`, `30days`.
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        since: std::time::Duration,
+        /// Only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+        #[command(flatten)]
+        data: DataDir,
+        #[arg(long, default_value = "table")]
+        output: Output,
     },
     /// The engine simulator: one engine, a fleet, or a virtual-time run.
     Sim(Box<pyxis_sim::cli::SimArgs>),
@@ -224,6 +240,22 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
+        Command::Usage {
+            by,
+            since,
+            tenant,
+            data,
+            output,
+        } => {
+            let store = open_store(&data.data_dir).await?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let since_ms = now.saturating_sub(since).as_millis() as i64;
+            let rows = store.usage(&by, since_ms, i64::MAX, tenant.as_deref()).await?;
+            print_usage(&rows, &by, output);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Sim(args) => {
             pyxis_sim::cli::run(*args).await?;
             Ok(ExitCode::SUCCESS)
@@ -235,7 +267,7 @@ fn validate(file: &Path, output: Output) -> ExitCode {
     match Fleet::load_file(file) {
         Ok(f) => {
             match output {
-                Output::Json => println!(
+                Output::Json | Output::Csv => println!(
                     "{}",
                     serde_json::json!({"valid": true, "file": file.display().to_string(), "tenants": f.tenants.len(), "models": f.models.len(), "runtimes": f.runtimes.len()})
                 ),
@@ -251,7 +283,7 @@ fn validate(file: &Path, output: Output) -> ExitCode {
         }
         Err(errors) => {
             match output {
-                Output::Json => {
+                Output::Json | Output::Csv => {
                     let list: Vec<_> = errors
                         .0
                         .iter()
@@ -288,7 +320,7 @@ async fn tenant(cmd: TenantCommand) -> anyhow::Result<ExitCode> {
 
 fn print_key(k: &pyxis_store::NewKey, output: Output, what: &str) {
     match output {
-        Output::Json => println!(
+        Output::Json | Output::Csv => println!(
             "{}",
             serde_json::json!({"tenant": k.tenant, "key_id": k.key_id, "api_key": k.key})
         ),

@@ -76,6 +76,26 @@ async fn demo_fleet_chat_non_streaming_and_audit() {
     // The human table shows the same call.
     let out = srv.cli(&["audit", "tail"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("my-req-1"));
+    // Usage per tenant and hardware adds it up, in JSON lines and CSV.
+    let out = srv.cli(&["usage", "--by", "tenant,hardware", "--since", "1h", "--output", "json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let usage: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(usage.len(), 1);
+    assert_eq!(usage[0]["group"]["tenant"], "default");
+    assert_eq!(usage[0]["group"]["hardware"], rec["hardware"]);
+    assert_eq!(usage[0]["requests"], 1);
+    assert_eq!(usage[0]["completion_tokens"].as_i64().unwrap(), ct);
+    assert!(usage[0]["cost_usd"].as_f64().unwrap() > 0.0, "the demo fleet is priced");
+    let csv = srv.cli(&["audit", "tail", "--output", "csv"]);
+    let text = String::from_utf8_lossy(&csv.stdout);
+    assert!(text.starts_with("seq,request_id,"), "{text}");
+    assert!(text.contains(",my-req-1,"));
+    let bad = srv.cli(&["usage", "--by", "colour"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("use tenant, model, runtime or hardware"));
     assert!(srv.stop().success());
 }
 

@@ -8,9 +8,11 @@
 mod audit;
 mod keys;
 mod migrate;
+mod usage;
 
 pub use audit::{AuditQuery, AuditRecord, BrokenRecord, GENESIS_HASH, PossibleGap, VerifyReport};
 pub use keys::{NewKey, Principal, TenantInfo, hash_key};
+pub use usage::{UsageKey, UsageRow};
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
