@@ -340,6 +340,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     cfg.fleet_file = args.file.clone();
     cfg.demo_api_key = std::env::var("PYXIS_DEMO_API_KEY").ok().filter(|k| !k.is_empty());
     cfg.audit_flush = std::time::Duration::from_millis(args.audit_flush_ms);
+    cfg.admin_key = std::env::var("PYXIS_ADMIN_KEY").ok().filter(|k| !k.is_empty());
     let gw = Gateway::start(cfg).await?;
     let view = gw.state.view();
     let models: Vec<&str> = view.models.keys().map(String::as_str).collect();

@@ -5,6 +5,7 @@
 //! current `fleet::FleetView`, endpoint choice via `pyxis_router`) → upstream HTTP call →
 //! whole body or `relay` for streams → `call::Call` finishes once → `audit` writer → store.
 
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod call;
@@ -26,7 +27,6 @@ use pyxis_resources::Fleet;
 use pyxis_store::Store;
 use tokio::task::JoinHandle;
 
-use crate::auth::KeyCache;
 use crate::fleet::SimManager;
 use crate::state::AppState;
 
@@ -43,6 +43,8 @@ pub struct ServeConfig {
     pub demo_api_key: Option<String>,
     /// Bound on how long a finished call's audit record may wait before it is durable.
     pub audit_flush: Duration,
+    /// Key of the admin API, which reads every tenant's audit and usage (`PYXIS_ADMIN_KEY`).
+    pub admin_key: Option<String>,
 }
 
 impl ServeConfig {
@@ -54,6 +56,7 @@ impl ServeConfig {
             fleet_file: None,
             demo_api_key: None,
             audit_flush: Duration::from_millis(100),
+            admin_key: None,
         }
     }
 }
@@ -123,7 +126,14 @@ impl Gateway {
             );
         }
         let (audit, audit_writer) = audit::spawn_writer(store.clone(), cfg.audit_flush, Some(session));
-        let st = Arc::new(AppState::new(view, KeyCache::new(store.clone()), client, audit, sims));
+        let st = Arc::new(AppState::new(
+            view,
+            store.clone(),
+            client,
+            audit,
+            sims,
+            cfg.admin_key.as_deref(),
+        ));
         st.keys.refresh().await;
 
         let listener = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|e| {

@@ -260,7 +260,9 @@ async fn whole_response(
     }
     if call.keeps_content() {
         let choice = &value["choices"][0];
-        let text = choice["message"]["content"].as_str().or_else(|| choice["text"].as_str());
+        let text = choice["message"]["content"]
+            .as_str()
+            .or_else(|| choice["text"].as_str());
         call.push_content(text.unwrap_or_default());
     }
     let out = if model.served_name != model.name {

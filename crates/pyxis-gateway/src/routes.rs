@@ -28,6 +28,8 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
         .route("/v1/models", get(models))
+        .route("/admin/v1/audit", get(crate::admin::audit))
+        .route("/admin/v1/usage", get(crate::admin::usage))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)

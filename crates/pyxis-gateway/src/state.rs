@@ -15,17 +15,30 @@ pub struct AppState {
     pub sims: SimManager,
     /// Tie-breaker for the router, so equal endpoints share load.
     pub rotation: AtomicUsize,
+    /// For the admin API's reads (audit, usage).
+    pub store: pyxis_store::Store,
+    /// SHA-256 of the admin key, when one is configured.
+    pub admin_key_hash: Option<String>,
 }
 
 impl AppState {
-    pub fn new(view: FleetView, keys: KeyCache, client: reqwest::Client, audit: AuditSink, sims: SimManager) -> Self {
+    pub fn new(
+        view: FleetView,
+        store: pyxis_store::Store,
+        client: reqwest::Client,
+        audit: AuditSink,
+        sims: SimManager,
+        admin_key: Option<&str>,
+    ) -> Self {
         AppState {
             view: RwLock::new(Arc::new(view)),
-            keys,
+            keys: KeyCache::new(store.clone()),
             client,
             audit,
             sims,
             rotation: AtomicUsize::new(0),
+            store,
+            admin_key_hash: admin_key.map(pyxis_store::hash_key),
         }
     }
 

@@ -128,6 +128,9 @@ const COLUMNS: &str = "seq, request_id, started_at_ms, finished_at_ms, tenant, k
 /// SQLite allows 32766 bound parameters; 33 columns a row.
 const ROWS_PER_INSERT: usize = 900;
 
+/// (id, started, last seq, last flush, flush delay) of an `audit_sessions` row.
+type SessionRow = (i64, i64, Option<i64>, Option<i64>, i64);
+
 /// What `verify` found.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VerifyReport {
@@ -255,7 +258,7 @@ impl Store {
 
     /// Runs that ended without a clean stop, other than `current`.
     pub async fn unclean_sessions(&self, current: Option<i64>) -> Result<Vec<PossibleGap>> {
-        let rows: Vec<(i64, i64, Option<i64>, Option<i64>, i64)> = sqlx::query_as(
+        let rows: Vec<SessionRow> = sqlx::query_as(
             "SELECT id, started_at_ms, last_seq, last_flush_ms, flush_delay_ms FROM audit_sessions \
              WHERE stopped_at_ms IS NULL AND id != ? ORDER BY id",
         )
