@@ -74,6 +74,9 @@ struct DataDir {
     /// Where state lives (the embedded SQLite store). Share it with a running `pyxis serve`.
     #[arg(long, default_value = "./pyxis-data", env = "PYXIS_DATA_DIR")]
     data_dir: PathBuf,
+    /// Keep state in PostgreSQL instead (`postgres://user@host/db`); overrides --data-dir.
+    #[arg(long, env = "PYXIS_DATABASE_URL")]
+    database_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -203,10 +206,13 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn open_store(dir: &Path) -> anyhow::Result<Store> {
-    Store::open(dir)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e} (data dir {})", dir.display()))
+async fn open_store(data: &DataDir) -> anyhow::Result<Store> {
+    match &data.database_url {
+        Some(url) => Ok(Store::connect(url).await?),
+        None => Store::open(&data.data_dir)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e} (data dir {})", data.data_dir.display())),
+    }
 }
 
 async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
@@ -223,7 +229,7 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                     output,
                 },
         } => {
-            let store = open_store(&data.data_dir).await?;
+            let store = open_store(&data).await?;
             let rows = store.query_audit(&filter.query(lines)).await?;
             print_audit(&rows, output);
             Ok(ExitCode::SUCCESS)
@@ -231,7 +237,7 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Audit {
             command: AuditCommand::Verify { data, output },
         } => {
-            let store = open_store(&data.data_dir).await?;
+            let store = open_store(&data).await?;
             let report = store.verify_audit().await?;
             print_verify(&report, output);
             Ok(if report.first_broken.is_none() {
@@ -247,7 +253,7 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             data,
             output,
         } => {
-            let store = open_store(&data.data_dir).await?;
+            let store = open_store(&data).await?;
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default();
@@ -301,17 +307,17 @@ fn validate(file: &Path, output: Output) -> ExitCode {
 async fn tenant(cmd: TenantCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         TenantCommand::Create { name, data, output } => {
-            let store = open_store(&data.data_dir).await?;
+            let store = open_store(&data).await?;
             let k = store.create_tenant(&name).await?;
             print_key(&k, output, "created");
         }
         TenantCommand::RotateKey { name, data, output } => {
-            let store = open_store(&data.data_dir).await?;
+            let store = open_store(&data).await?;
             let k = store.rotate_key(&name).await?;
             print_key(&k, output, "rotated");
         }
         TenantCommand::List { data, output } => {
-            let store = open_store(&data.data_dir).await?;
+            let store = open_store(&data).await?;
             print_tenants(&store.list_tenants().await?, output);
         }
     }
@@ -341,6 +347,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     cfg.demo_api_key = std::env::var("PYXIS_DEMO_API_KEY").ok().filter(|k| !k.is_empty());
     cfg.audit_flush = std::time::Duration::from_millis(args.audit_flush_ms);
     cfg.admin_key = std::env::var("PYXIS_ADMIN_KEY").ok().filter(|k| !k.is_empty());
+    cfg.database_url = args.data.database_url.clone();
     let gw = Gateway::start(cfg).await?;
     let view = gw.state.view();
     let models: Vec<&str> = view.models.keys().map(String::as_str).collect();
@@ -355,7 +362,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         models.join(", "),
         started.elapsed().as_millis()
     );
-    println!("State: {}", gw.state_path().display());
+    println!("State: {}", gw.state_location());
     let model = models.first().copied().unwrap_or("MODEL");
     let key = match &gw.default_key {
         DefaultKey::Generated(k) => {

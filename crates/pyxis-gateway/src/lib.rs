@@ -45,6 +45,8 @@ pub struct ServeConfig {
     pub audit_flush: Duration,
     /// Key of the admin API, which reads every tenant's audit and usage (`PYXIS_ADMIN_KEY`).
     pub admin_key: Option<String>,
+    /// PostgreSQL instead of the embedded SQLite store (several gateway replicas share it).
+    pub database_url: Option<String>,
 }
 
 impl ServeConfig {
@@ -57,6 +59,7 @@ impl ServeConfig {
             demo_api_key: None,
             audit_flush: Duration::from_millis(100),
             admin_key: None,
+            database_url: None,
         }
     }
 }
@@ -94,7 +97,10 @@ impl Gateway {
             Some(p) => Fleet::load_file(p).map_err(|e| anyhow::anyhow!("{e}"))?,
             None => Fleet::demo(),
         };
-        let store = Store::open(&cfg.data_dir).await?;
+        let store = match &cfg.database_url {
+            Some(url) => Store::connect(url).await?,
+            None => Store::open(&cfg.data_dir).await?,
+        };
         for t in &fleet.tenants {
             store.ensure_tenant(&t.metadata.name).await?;
         }
@@ -184,9 +190,9 @@ impl Gateway {
         })
     }
 
-    /// The database file behind this gateway.
-    pub fn state_path(&self) -> &std::path::Path {
-        self.store.path()
+    /// Where this gateway's state lives (the SQLite file, or the PostgreSQL URL without password).
+    pub fn state_location(&self) -> &str {
+        self.store.location()
     }
 
     pub fn url(&self) -> String {

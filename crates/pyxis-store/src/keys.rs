@@ -57,7 +57,7 @@ impl Store {
         if !valid_tenant_name(name) {
             return Err(StoreError::BadTenantName(name.to_string()));
         }
-        let res = sqlx::query("INSERT INTO tenants (name, created_at) VALUES (?, ?) ON CONFLICT(name) DO NOTHING")
+        let res = sqlx::query("INSERT INTO tenants (name, created_at) VALUES ($1, $2) ON CONFLICT(name) DO NOTHING")
             .bind(name)
             .bind(now_ms())
             .execute(&self.pool)
@@ -77,14 +77,14 @@ impl Store {
     pub async fn add_key(&self, tenant: &str, plaintext: Option<&str>) -> Result<NewKey> {
         let key = plaintext.map_or_else(generate_key, str::to_string);
         let hash = hash_key(&key);
-        let mut tx = self.pool.begin().await?;
-        let tenant_id: Option<(i64,)> = sqlx::query_as("SELECT id FROM tenants WHERE name = ?")
+        let mut tx = self.begin_write().await?;
+        let tenant_id: Option<(i64,)> = sqlx::query_as("SELECT id FROM tenants WHERE name = $1")
             .bind(tenant)
             .fetch_optional(&mut *tx)
             .await?;
         let (tenant_id,) = tenant_id.ok_or_else(|| StoreError::NoSuchTenant(tenant.to_string()))?;
         let owner: Option<(i64, Option<i64>)> =
-            sqlx::query_as("SELECT tenant_id, revoked_at FROM api_keys WHERE key_hash = ?")
+            sqlx::query_as("SELECT tenant_id, revoked_at FROM api_keys WHERE key_hash = $1")
                 .bind(&hash)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -94,13 +94,13 @@ impl Store {
             }
             // Re-registering a known key (e.g. PYXIS_DEMO_API_KEY on every start) reactivates it.
             if revoked.is_some() {
-                sqlx::query("UPDATE api_keys SET revoked_at = NULL WHERE key_hash = ?")
+                sqlx::query("UPDATE api_keys SET revoked_at = NULL WHERE key_hash = $1")
                     .bind(&hash)
                     .execute(&mut *tx)
                     .await?;
                 bump_epoch(&mut tx).await?;
             }
-            let (key_id,): (String,) = sqlx::query_as("SELECT id FROM api_keys WHERE key_hash = ?")
+            let (key_id,): (String,) = sqlx::query_as("SELECT id FROM api_keys WHERE key_hash = $1")
                 .bind(&hash)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -112,7 +112,7 @@ impl Store {
             });
         }
         let key_id = format!("key_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        sqlx::query("INSERT INTO api_keys (id, tenant_id, key_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO api_keys (id, tenant_id, key_hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&key_id)
             .bind(tenant_id)
             .bind(&hash)
@@ -131,15 +131,15 @@ impl Store {
 
     /// Revokes every active key of the tenant and issues a new one.
     pub async fn rotate_key(&self, tenant: &str) -> Result<NewKey> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let res = sqlx::query(
-            "UPDATE api_keys SET revoked_at = ? WHERE revoked_at IS NULL AND tenant_id = (SELECT id FROM tenants WHERE name = ?)",
+            "UPDATE api_keys SET revoked_at = $1 WHERE revoked_at IS NULL AND tenant_id = (SELECT id FROM tenants WHERE name = $2)",
         )
         .bind(now_ms())
         .bind(tenant)
         .execute(&mut *tx)
         .await?;
-        let exists: Option<(i64,)> = sqlx::query_as("SELECT id FROM tenants WHERE name = ?")
+        let exists: Option<(i64,)> = sqlx::query_as("SELECT id FROM tenants WHERE name = $1")
             .bind(tenant)
             .fetch_optional(&mut *tx)
             .await?;
@@ -181,7 +181,7 @@ impl Store {
 
     pub async fn tenant_has_active_key(&self, tenant: &str) -> Result<bool> {
         let n: (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE t.name = ? AND k.revoked_at IS NULL",
+            "SELECT COUNT(*) FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE t.name = $1 AND k.revoked_at IS NULL",
         )
         .bind(tenant)
         .fetch_one(&self.pool)
@@ -192,7 +192,7 @@ impl Store {
     /// Looks up an active key by its hash.
     pub async fn principal_by_hash(&self, hash: &str) -> Result<Option<Principal>> {
         let row: Option<(String, String)> = sqlx::query_as(
-            "SELECT t.name, k.id FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.key_hash = ? AND k.revoked_at IS NULL",
+            "SELECT t.name, k.id FROM api_keys k JOIN tenants t ON t.id = k.tenant_id WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
         )
         .bind(hash)
         .fetch_optional(&self.pool)
@@ -209,7 +209,7 @@ impl Store {
     }
 }
 
-async fn bump_epoch(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> sqlx::Result<()> {
+async fn bump_epoch(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> sqlx::Result<()> {
     sqlx::query("UPDATE settings SET value = value + 1 WHERE name = 'key_epoch'")
         .execute(&mut **tx)
         .await?;
@@ -219,63 +219,74 @@ async fn bump_epoch(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>) -> sqlx::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::stores;
 
     #[tokio::test]
     async fn keys_lifecycle() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
-        let k = store.create_tenant("team-a").await.unwrap();
-        assert!(k.key.starts_with("pyx-"));
-        assert!(matches!(
-            store.create_tenant("team-a").await,
-            Err(StoreError::TenantExists(_))
-        ));
-        assert!(matches!(
-            store.create_tenant("Bad Name").await,
-            Err(StoreError::BadTenantName(_))
-        ));
-        let p = store.principal_by_hash(&hash_key(&k.key)).await.unwrap().unwrap();
-        assert_eq!(p.tenant, "team-a");
-        let e0 = store.key_epoch().await.unwrap();
-        let k2 = store.rotate_key("team-a").await.unwrap();
-        assert!(store.key_epoch().await.unwrap() > e0);
-        assert!(
-            store.principal_by_hash(&hash_key(&k.key)).await.unwrap().is_none(),
-            "old key revoked"
-        );
-        assert!(store.principal_by_hash(&hash_key(&k2.key)).await.unwrap().is_some());
-        let list = store.list_tenants().await.unwrap();
-        assert_eq!(list.len(), 1);
-        assert_eq!(list[0].active_keys, 1);
-        assert!(matches!(
-            store.rotate_key("nope").await,
-            Err(StoreError::NoSuchTenant(_))
-        ));
-        // The plaintext is nowhere in the database file.
-        store.close().await;
-        let bytes = std::fs::read(dir.path().join(crate::DB_FILE)).unwrap();
-        let wal = std::fs::read(dir.path().join("pyxis.db-wal")).unwrap_or_default();
-        for b in [bytes, wal] {
-            assert!(!b.windows(k2.key.len()).any(|w| w == k2.key.as_bytes()));
+        for (backend, store) in stores().await.stores {
+            let k = store.create_tenant("team-a").await.unwrap();
+            assert!(k.key.starts_with("pyx-"));
+            assert!(
+                matches!(store.create_tenant("team-a").await, Err(StoreError::TenantExists(_))),
+                "{backend:?}"
+            );
+            assert!(matches!(
+                store.create_tenant("Bad Name").await,
+                Err(StoreError::BadTenantName(_))
+            ));
+            let p = store.principal_by_hash(&hash_key(&k.key)).await.unwrap().unwrap();
+            assert_eq!(p.tenant, "team-a");
+            let e0 = store.key_epoch().await.unwrap();
+            let k2 = store.rotate_key("team-a").await.unwrap();
+            assert!(store.key_epoch().await.unwrap() > e0);
+            assert!(
+                store.principal_by_hash(&hash_key(&k.key)).await.unwrap().is_none(),
+                "old key revoked"
+            );
+            assert!(store.principal_by_hash(&hash_key(&k2.key)).await.unwrap().is_some());
+            let list = store.list_tenants().await.unwrap();
+            assert_eq!(list.len(), 1);
+            assert_eq!(list[0].active_keys, 1);
+            assert!(matches!(
+                store.rotate_key("nope").await,
+                Err(StoreError::NoSuchTenant(_))
+            ));
+            if backend == crate::Backend::Sqlite {
+                // The plaintext is nowhere in the database files.
+                store.close().await;
+                let path = std::path::PathBuf::from(store.location());
+                let bytes = std::fs::read(&path).unwrap();
+                let wal = std::fs::read(path.with_extension("db-wal")).unwrap_or_default();
+                for b in [bytes, wal] {
+                    assert!(!b.windows(k2.key.len()).any(|w| w == k2.key.as_bytes()));
+                }
+            }
         }
     }
 
     #[tokio::test]
     async fn fixed_key_is_idempotent_and_exclusive() {
+        for (_, store) in stores().await.stores {
+            store.ensure_tenant("default").await.unwrap();
+            let a = store.add_key("default", Some("demo-key")).await.unwrap();
+            let b = store.add_key("default", Some("demo-key")).await.unwrap();
+            assert_eq!(a.key_id, b.key_id);
+            store.ensure_tenant("other").await.unwrap();
+            assert!(matches!(
+                store.add_key("other", Some("demo-key")).await,
+                Err(StoreError::KeyInUse)
+            ));
+            assert!(store.tenant_has_active_key("default").await.unwrap());
+        }
+    }
+
+    #[tokio::test]
+    async fn reopening_runs_migrations_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();
-        store.ensure_tenant("default").await.unwrap();
-        let a = store.add_key("default", Some("demo-key")).await.unwrap();
-        let b = store.add_key("default", Some("demo-key")).await.unwrap();
-        assert_eq!(a.key_id, b.key_id);
-        store.ensure_tenant("other").await.unwrap();
-        assert!(matches!(
-            store.add_key("other", Some("demo-key")).await,
-            Err(StoreError::KeyInUse)
-        ));
-        // Reopening runs migrations again without harm.
+        store.ensure_tenant("x").await.unwrap();
         drop(store);
         let store = Store::open(dir.path()).await.unwrap();
-        assert!(store.tenant_has_active_key("default").await.unwrap());
+        assert_eq!(store.list_tenants().await.unwrap().len(), 1);
     }
 }

@@ -80,11 +80,10 @@ impl Store {
     ) -> Result<Vec<UsageRow>> {
         let rows: Vec<Raw> = sqlx::query_as(
             "SELECT tenant, model, runtime, hardware, prompt_tokens, completion_tokens, cost_usd, latency_ms, ttft_ms, status \
-             FROM audit_log WHERE started_at_ms >= ? AND started_at_ms < ? AND (? IS NULL OR tenant = ?)",
+             FROM audit_log WHERE started_at_ms >= $1 AND started_at_ms < $2 AND ($3 IS NULL OR tenant = $3)",
         )
         .bind(since_ms)
         .bind(until_ms)
-        .bind(tenant)
         .bind(tenant)
         .fetch_all(&self.pool)
         .await?;
@@ -168,42 +167,42 @@ mod tests {
 
     #[tokio::test]
     async fn groups_sums_and_percentiles() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).await.unwrap();
-        let mut recs: Vec<AuditRecord> = (0..40)
-            .map(|i| AuditRecord {
-                request_id: format!("r{i}"),
-                started_at_ms: 1000 + i,
-                tenant: if i % 4 == 0 { "a".into() } else { "b".into() },
-                requested_model: "m".into(),
-                model: "m".into(),
-                hardware: Some(if i % 2 == 0 { "h100".into() } else { "l4".into() }),
-                prompt_tokens: 10,
-                completion_tokens: 5,
-                cost_usd: 0.5,
-                latency_ms: (i + 1) as f64,
-                status: if i == 3 { 500 } else { 200 },
-                ..AuditRecord::default()
-            })
-            .collect();
-        store.append_audit(&mut recs, None).await.unwrap();
-        let rows = store.usage(&[UsageKey::Tenant], 0, i64::MAX, None).await.unwrap();
-        assert_eq!(rows.len(), 2);
-        let a = &rows[0];
-        assert_eq!(a.group["tenant"], "a");
-        assert_eq!((a.requests, a.prompt_tokens, a.completion_tokens), (10, 100, 50));
-        assert!((a.cost_usd - 5.0).abs() < 1e-9);
-        assert_eq!(rows[1].errors, 1);
-        let by2 = store
-            .usage(&[UsageKey::Tenant, UsageKey::Hardware], 0, i64::MAX, None)
-            .await
-            .unwrap();
-        assert_eq!(by2.len(), 3, "a only runs on h100 (i % 4 == 0), b on both");
-        let only_b = store.usage(&[UsageKey::Tenant], 0, i64::MAX, Some("b")).await.unwrap();
-        assert_eq!(only_b.len(), 1);
-        let window = store.usage(&[UsageKey::Tenant], 1020, 1030, None).await.unwrap();
-        assert_eq!(window.iter().map(|r| r.requests).sum::<u64>(), 10);
-        // Latencies of tenant a are 1, 5, 9, …, 37: p50 is the 5th of 10, p95 the 10th.
-        assert_eq!((a.latency_p50_ms, a.latency_p95_ms), (17.0, 37.0));
+        for (_, store) in crate::testing::stores().await.stores {
+            let mut recs: Vec<AuditRecord> = (0..40)
+                .map(|i| AuditRecord {
+                    request_id: format!("r{i}"),
+                    started_at_ms: 1000 + i,
+                    tenant: if i % 4 == 0 { "a".into() } else { "b".into() },
+                    requested_model: "m".into(),
+                    model: "m".into(),
+                    hardware: Some(if i % 2 == 0 { "h100".into() } else { "l4".into() }),
+                    prompt_tokens: 10,
+                    completion_tokens: 5,
+                    cost_usd: 0.5,
+                    latency_ms: (i + 1) as f64,
+                    status: if i == 3 { 500 } else { 200 },
+                    ..AuditRecord::default()
+                })
+                .collect();
+            store.append_audit(&mut recs, None).await.unwrap();
+            let rows = store.usage(&[UsageKey::Tenant], 0, i64::MAX, None).await.unwrap();
+            assert_eq!(rows.len(), 2);
+            let a = &rows[0];
+            assert_eq!(a.group["tenant"], "a");
+            assert_eq!((a.requests, a.prompt_tokens, a.completion_tokens), (10, 100, 50));
+            assert!((a.cost_usd - 5.0).abs() < 1e-9);
+            assert_eq!(rows[1].errors, 1);
+            let by2 = store
+                .usage(&[UsageKey::Tenant, UsageKey::Hardware], 0, i64::MAX, None)
+                .await
+                .unwrap();
+            assert_eq!(by2.len(), 3, "a only runs on h100 (i % 4 == 0), b on both");
+            let only_b = store.usage(&[UsageKey::Tenant], 0, i64::MAX, Some("b")).await.unwrap();
+            assert_eq!(only_b.len(), 1);
+            let window = store.usage(&[UsageKey::Tenant], 1020, 1030, None).await.unwrap();
+            assert_eq!(window.iter().map(|r| r.requests).sum::<u64>(), 10);
+            // Latencies of tenant a are 1, 5, 9, …, 37: p50 is the 5th of 10, p95 the 10th.
+            assert_eq!((a.latency_p50_ms, a.latency_p95_ms), (17.0, 37.0));
+        }
     }
 }

@@ -1,23 +1,24 @@
--- Tenants, their API keys (only hashes are stored) and the audit log.
+-- Tenants, their API keys (only hashes are stored) and the audit log. SQLite dialect; keep in step with
+-- migrations/postgres/0001_init.sql (same tables, columns and meaning).
 CREATE TABLE tenants (
     id          INTEGER PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
-    created_at  INTEGER NOT NULL
+    created_at  BIGINT NOT NULL
 );
 
 CREATE TABLE api_keys (
     id          TEXT PRIMARY KEY,
-    tenant_id   INTEGER NOT NULL REFERENCES tenants(id),
+    tenant_id   BIGINT NOT NULL REFERENCES tenants(id),
     key_hash    TEXT NOT NULL UNIQUE,
     prefix      TEXT NOT NULL,
-    created_at  INTEGER NOT NULL,
-    revoked_at  INTEGER
+    created_at  BIGINT NOT NULL,
+    revoked_at  BIGINT
 );
 
 -- Bumped on every key change so a running server notices revocations made by the CLI.
 CREATE TABLE settings (
     name   TEXT PRIMARY KEY,
-    value  INTEGER NOT NULL
+    value  BIGINT NOT NULL
 );
 INSERT INTO settings (name, value) VALUES ('key_epoch', 0);
 
@@ -27,8 +28,8 @@ INSERT INTO settings (name, value) VALUES ('key_epoch', 0);
 CREATE TABLE audit_log (
     seq               INTEGER PRIMARY KEY,
     request_id        TEXT NOT NULL,
-    started_at_ms     INTEGER NOT NULL,
-    finished_at_ms    INTEGER NOT NULL,
+    started_at_ms     BIGINT NOT NULL,
+    finished_at_ms    BIGINT NOT NULL,
     tenant            TEXT NOT NULL,
     key_id            TEXT,
     requested_model   TEXT NOT NULL,
@@ -40,20 +41,20 @@ CREATE TABLE audit_log (
     runtime_kind      TEXT,
     runtime_version   TEXT,
     hardware          TEXT,
-    accelerator_count INTEGER,
+    accelerator_count BIGINT,
     cloud             TEXT,
     region            TEXT,
-    prompt_tokens     INTEGER NOT NULL,
-    completion_tokens INTEGER NOT NULL,
-    cached_tokens     INTEGER NOT NULL,
-    status            INTEGER NOT NULL,
+    prompt_tokens     BIGINT NOT NULL,
+    completion_tokens BIGINT NOT NULL,
+    cached_tokens     BIGINT NOT NULL,
+    status            BIGINT NOT NULL,
     error_type        TEXT,
-    queue_ms          REAL NOT NULL,
-    ttft_ms           REAL,
-    latency_ms        REAL NOT NULL,
-    attempts          INTEGER NOT NULL,
-    stream            INTEGER NOT NULL,
-    cost_usd          REAL NOT NULL,
+    queue_ms          DOUBLE PRECISION NOT NULL,
+    ttft_ms           DOUBLE PRECISION,
+    latency_ms        DOUBLE PRECISION NOT NULL,
+    attempts          BIGINT NOT NULL,
+    stream            BIGINT NOT NULL,
+    cost_usd          DOUBLE PRECISION NOT NULL,
     prompt_text       TEXT,
     completion_text   TEXT,
     prev_hash         TEXT NOT NULL,
@@ -68,11 +69,11 @@ CREATE INDEX audit_log_request ON audit_log (request_id);
 -- last flush may be missing, and `pyxis audit verify` says so.
 CREATE TABLE audit_sessions (
     id              INTEGER PRIMARY KEY,
-    started_at_ms   INTEGER NOT NULL,
-    stopped_at_ms   INTEGER,
-    first_seq       INTEGER,
-    last_seq        INTEGER,
-    last_flush_ms   INTEGER,
-    flush_delay_ms  INTEGER NOT NULL,
+    started_at_ms   BIGINT NOT NULL,
+    stopped_at_ms   BIGINT,
+    first_seq       BIGINT,
+    last_seq        BIGINT,
+    last_flush_ms   BIGINT,
+    flush_delay_ms  BIGINT NOT NULL,
     host            TEXT
 );
