@@ -165,7 +165,7 @@ async fn client_errors_from_the_runtime_pass_through() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error"]["type"], "invalid_request_error");
     assert_eq!(v["error"]["param"], "max_tokens", "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("max_model_len"), "{v}"));
+    assert!(v["error"]["message"].as_str().unwrap().contains("max_model_len"), "{v}");
     let rows = audit_after(gw, dir.path()).await;
     assert_eq!(rows[0].status, 400);
     e.shutdown().await;
