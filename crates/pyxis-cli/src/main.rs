@@ -60,6 +60,9 @@ enum Command {
         /// Only this tenant.
         #[arg(long)]
         tenant: Option<String>,
+        /// The fleet file, to add capacity dedicated to tenants (charged by the hour, used or not).
+        #[arg(short = 'f', long = "file")]
+        file: Option<PathBuf>,
         #[command(flatten)]
         data: DataDir,
         #[arg(long, default_value = "table")]
@@ -250,15 +253,24 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             by,
             since,
             tenant,
+            file,
             data,
             output,
         } => {
+            let dedicated = match &file {
+                Some(f) => {
+                    pyxis_gateway::fleet::dedicated_capacity(&Fleet::load_file(f).map_err(|e| anyhow::anyhow!("{e}"))?)
+                }
+                None => Vec::new(),
+            };
             let store = open_store(&data).await?;
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap_or_default();
             let since_ms = now.saturating_sub(since).as_millis() as i64;
-            let rows = store.usage(&by, since_ms, i64::MAX, tenant.as_deref()).await?;
+            let rows = store
+                .usage(&by, since_ms, i64::MAX, tenant.as_deref(), &dedicated)
+                .await?;
             print_usage(&rows, &by, output);
             Ok(ExitCode::SUCCESS)
         }

@@ -110,9 +110,10 @@ pub async fn usage(State(st): State<Arc<AppState>>, headers: HeaderMap, Query(p)
                 .map_err(|e| OpenAiError::invalid(e).with_param("by"))?;
         let tenant = scope(&who, p.tenant)?;
         let since = since_ms(Some(p.since.as_deref().unwrap_or("24h")))?.unwrap_or(0);
+        let view = st.view();
         let rows = st
             .store
-            .usage(&by, since, i64::MAX, tenant.as_deref())
+            .usage(&by, since, i64::MAX, tenant.as_deref(), &view.dedicated)
             .await
             .map_err(internal)?;
         render(&rows, p.format.as_deref())

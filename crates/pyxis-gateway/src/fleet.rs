@@ -140,6 +140,31 @@ pub struct FleetView {
     pub tenants: HashMap<String, TenantPolicy>,
     /// Every distinct endpoint, for health checks.
     pub endpoints: Vec<Arc<Endpoint>>,
+    /// Capacity dedicated to one tenant, charged to it by the hour (usage reports).
+    pub dedicated: Vec<pyxis_store::DedicatedCapacity>,
+}
+
+/// Dedicated runtimes of a fleet and what each costs per second.
+pub fn dedicated_capacity(fleet: &Fleet) -> Vec<pyxis_store::DedicatedCapacity> {
+    fleet
+        .runtimes
+        .iter()
+        .filter_map(|rt| {
+            let s = &rt.spec;
+            let tenant = s.dedicated_to.clone()?;
+            let per_hour = s.price_per_accelerator_hour?;
+            let servers = match &s.simulated {
+                Some(sim) => sim.replicas as usize,
+                None => s.endpoints.as_ref().map_or(0, Vec::len),
+            };
+            Some(pyxis_store::DedicatedCapacity {
+                tenant,
+                runtime: rt.metadata.name.clone(),
+                hardware: s.accelerator.r#type.clone(),
+                rate_per_second: per_hour * f64::from(s.accelerator.count) * servers as f64 / 3600.0,
+            })
+        })
+        .collect()
 }
 
 impl FleetView {
@@ -233,10 +258,15 @@ impl SimManager {
                     region: spec.region.clone(),
                     api_key: api_key.clone(),
                     simulated,
-                    pricing: Pricing {
-                        per_accelerator_hour: spec.price_per_accelerator_hour,
-                        accelerators: spec.accelerator.count,
-                        per_million_tokens: spec.price_per_million_tokens,
+                    // Dedicated capacity is charged to its tenant by the hour, so its calls cost nothing more.
+                    pricing: if spec.dedicated_to.is_some() {
+                        Pricing::default()
+                    } else {
+                        Pricing {
+                            per_accelerator_hour: spec.price_per_accelerator_hour,
+                            accelerators: spec.accelerator.count,
+                            per_million_tokens: spec.price_per_million_tokens,
+                        }
                     },
                     in_flight: AtomicU32::new(0),
                     healthy: AtomicBool::new(true),
@@ -331,6 +361,7 @@ impl SimManager {
             models,
             tenants,
             endpoints: all,
+            dedicated: dedicated_capacity(fleet),
         })
     }
 
@@ -343,5 +374,46 @@ impl SimManager {
 
     pub async fn engine_count(&self) -> usize {
         self.engines.lock().await.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const YAML: &str = r#"apiVersion: pyxis.dev/v1alpha1
+kind: Tenant
+metadata: {name: team-b}
+spec: {}
+---
+apiVersion: pyxis.dev/v1alpha1
+kind: Runtime
+metadata: {name: reserved}
+spec:
+  kind: vllm
+  endpoints: ["http://127.0.0.1:9", "http://127.0.0.1:10"]
+  accelerator: {type: h100, count: 4, memoryGiB: 80}
+  pricePerAcceleratorHour: 3.6
+  dedicatedTo: team-b
+---
+apiVersion: pyxis.dev/v1alpha1
+kind: Model
+metadata: {name: m}
+spec: {version: "1", parameters: 70B, contextLength: 8192, runtimes: [reserved]}
+"#;
+
+    #[tokio::test]
+    async fn dedicated_capacity_is_charged_by_the_hour_not_per_call() {
+        let fleet = Fleet::parse(YAML, "f.yaml").unwrap();
+        let d = dedicated_capacity(&fleet);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].tenant, "team-b");
+        // $3.60 × 4 GPUs × 2 servers per hour = $0.008 per second.
+        assert!((d[0].rate_per_second - 0.008).abs() < 1e-12);
+        let view = SimManager::default().build(&fleet, None).await.unwrap();
+        assert!(
+            view.endpoints.iter().all(|e| e.pricing == Pricing::default()),
+            "calls on it cost nothing more"
+        );
     }
 }

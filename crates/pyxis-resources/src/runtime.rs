@@ -37,6 +37,10 @@ pub struct RuntimeSpec {
     /// Name of the environment variable that holds the bearer token the gateway sends upstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
+    /// Name of the `Tenant` this capacity is dedicated to: that tenant is charged for it by the
+    /// accelerator-hour whether it uses it or not (docs/cost.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedicated_to: Option<String>,
 }
 
 impl ResourceSpec for RuntimeSpec {

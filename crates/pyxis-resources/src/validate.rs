@@ -195,6 +195,18 @@ pub(crate) fn check_fleet(docs: &[Parsed<'_>], errors: &mut Vec<ConfigError>) {
     } else {
         runtimes.iter().copied().collect::<Vec<_>>().join(", ")
     };
+    let tenants: BTreeSet<&str> = first.keys().filter(|(k, _)| *k == "Tenant").map(|(_, n)| *n).collect();
+    for p in docs {
+        if let Some(AnyResource::Runtime(r)) = &p.resource
+            && let Some(t) = &r.spec.dedicated_to
+            && !tenants.contains(t.as_str())
+        {
+            errors.push(p.cx.error(
+                &[Key("spec"), Key("dedicatedTo")],
+                format!("no Tenant named \"{t}\" to dedicate this runtime to"),
+            ));
+        }
+    }
     for p in docs {
         let Some(AnyResource::Model(m)) = &p.resource else {
             continue;

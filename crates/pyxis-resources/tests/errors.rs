@@ -343,3 +343,13 @@ fn load_file_errors() {
         Err("/nonexistent/fleet.yaml: cannot read the file: No such file or directory (os error 2)".into())
     );
 }
+
+#[test]
+fn dedicated_to_an_unknown_tenant() {
+    assert_errors(
+        &edit("  kind: tgi\n", "  kind: tgi\n  dedicatedTo: team-x\n"),
+        &[
+            "fleet.yaml:19:3: Runtime \"a100-pool\": spec.dedicatedTo: no Tenant named \"team-x\" to dedicate this runtime to",
+        ],
+    );
+}

@@ -18,7 +18,7 @@ mod usage;
 
 pub use audit::{AuditQuery, AuditRecord, BrokenRecord, GENESIS_HASH, PossibleGap, VerifyReport};
 pub use keys::{NewKey, Principal, TenantInfo, hash_key};
-pub use usage::{UsageKey, UsageRow};
+pub use usage::{DEDICATED_MODEL, DedicatedCapacity, UsageKey, UsageRow};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -56,6 +56,19 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// Capacity dedicated to one tenant: charged to it by the second, whether used or not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DedicatedCapacity {
+    pub tenant: String,
+    pub runtime: String,
+    pub hardware: String,
+    /// Dollars per second of the whole runtime (price per accelerator-hour × accelerators × endpoints / 3600).
+    pub rate_per_second: f64,
+}
+
+/// The `model` value of usage rows that are dedicated-capacity charges rather than calls.
+pub const DEDICATED_MODEL: &str = "(dedicated capacity)";
+
 type Raw = (
     String,
     String,
@@ -77,6 +90,7 @@ impl Store {
         since_ms: i64,
         until_ms: i64,
         tenant: Option<&str>,
+        dedicated: &[DedicatedCapacity],
     ) -> Result<Vec<UsageRow>> {
         let rows: Vec<Raw> = sqlx::query_as(
             "SELECT tenant, model, runtime, hardware, prompt_tokens, completion_tokens, cost_usd, latency_ms, ttft_ms, status \
@@ -93,7 +107,25 @@ impl Store {
             ttft: Vec<f64>,
         }
         let mut groups: BTreeMap<Vec<String>, Acc> = BTreeMap::new();
-        for (t, m, rt, hw, pt, ct, cost, lat, ttft, status) in rows {
+        let end = until_ms.min(crate::now_ms());
+        let seconds = (end - since_ms).max(0) as f64 / 1000.0;
+        let charges = dedicated
+            .iter()
+            .filter(|d| tenant.is_none_or(|t| t == d.tenant))
+            .map(|d| {
+                (
+                    d.tenant.clone(),
+                    DEDICATED_MODEL.to_string(),
+                    Some(d.runtime.clone()),
+                    Some(d.hardware.clone()),
+                    d.rate_per_second * seconds,
+                )
+            });
+        let calls = rows.into_iter().map(|(t, m, rt, hw, pt, ct, cost, lat, ttft, status)| {
+            (t, m, rt, hw, cost, Some((pt, ct, lat, ttft, status)))
+        });
+        let all = calls.chain(charges.map(|(t, m, rt, hw, cost)| (t, m, rt, hw, cost, None)));
+        for (t, m, rt, hw, cost, call) in all {
             let vals: Vec<String> = by
                 .iter()
                 .map(|k| match k {
@@ -123,13 +155,16 @@ impl Store {
                 lat: Vec::new(),
                 ttft: Vec::new(),
             });
+            acc.row.cost_usd += cost;
+            let Some((pt, ct, lat, ttft, status)) = call else {
+                continue;
+            };
             acc.row.requests += 1;
             if status >= 400 {
                 acc.row.errors += 1;
             }
             acc.row.prompt_tokens += pt;
             acc.row.completion_tokens += ct;
-            acc.row.cost_usd += cost;
             acc.lat.push(lat);
             if let Some(t) = ttft {
                 acc.ttft.push(t);
@@ -185,7 +220,7 @@ mod tests {
                 })
                 .collect();
             store.append_audit(&mut recs, None).await.unwrap();
-            let rows = store.usage(&[UsageKey::Tenant], 0, i64::MAX, None).await.unwrap();
+            let rows = store.usage(&[UsageKey::Tenant], 0, i64::MAX, None, &[]).await.unwrap();
             assert_eq!(rows.len(), 2);
             let a = &rows[0];
             assert_eq!(a.group["tenant"], "a");
@@ -193,16 +228,42 @@ mod tests {
             assert!((a.cost_usd - 5.0).abs() < 1e-9);
             assert_eq!(rows[1].errors, 1);
             let by2 = store
-                .usage(&[UsageKey::Tenant, UsageKey::Hardware], 0, i64::MAX, None)
+                .usage(&[UsageKey::Tenant, UsageKey::Hardware], 0, i64::MAX, None, &[])
                 .await
                 .unwrap();
             assert_eq!(by2.len(), 3, "a only runs on h100 (i % 4 == 0), b on both");
-            let only_b = store.usage(&[UsageKey::Tenant], 0, i64::MAX, Some("b")).await.unwrap();
+            let only_b = store
+                .usage(&[UsageKey::Tenant], 0, i64::MAX, Some("b"), &[])
+                .await
+                .unwrap();
             assert_eq!(only_b.len(), 1);
-            let window = store.usage(&[UsageKey::Tenant], 1020, 1030, None).await.unwrap();
+            let window = store.usage(&[UsageKey::Tenant], 1020, 1030, None, &[]).await.unwrap();
             assert_eq!(window.iter().map(|r| r.requests).sum::<u64>(), 10);
             // Latencies of tenant a are 1, 5, 9, …, 37: p50 is the 5th of 10, p95 the 10th.
             assert_eq!((a.latency_p50_ms, a.latency_p95_ms), (17.0, 37.0));
+            // Dedicated capacity: 1 hour at $2/s... charged to its tenant whether used or not.
+            let ded = [DedicatedCapacity {
+                tenant: "c".into(),
+                runtime: "r".into(),
+                hardware: "a100".into(),
+                rate_per_second: 2.0,
+            }];
+            let rows = store
+                .usage(&[UsageKey::Tenant, UsageKey::Model], 0, 3_600_000, None, &ded)
+                .await
+                .unwrap();
+            let c = rows.iter().find(|r| r.group["tenant"] == "c").unwrap();
+            assert_eq!(c.group["model"], DEDICATED_MODEL);
+            assert_eq!(c.requests, 0);
+            assert!((c.cost_usd - 7200.0).abs() < 1e-6, "{}", c.cost_usd);
+            let only_b = store
+                .usage(&[UsageKey::Tenant], 0, 3_600_000, Some("b"), &ded)
+                .await
+                .unwrap();
+            assert!(
+                only_b.iter().all(|r| r.group["tenant"] == "b"),
+                "another tenant's dedicated capacity stays out"
+            );
         }
     }
 }
