@@ -68,6 +68,8 @@ enum Command {
         #[arg(long, default_value = "table")]
         output: Output,
     },
+    /// Benchmark any OpenAI-compatible endpoint: throughput, TTFT, ITL, end-to-end latency, goodput.
+    Bench(Box<pyxis_bench::cli::BenchArgs>),
     /// The engine simulator: one engine, a fleet, or a virtual-time run.
     Sim(Box<pyxis_sim::cli::SimArgs>),
 }
@@ -272,6 +274,10 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 .usage(&by, since_ms, i64::MAX, tenant.as_deref(), &dedicated)
                 .await?;
             print_usage(&rows, &by, output);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(args) => {
+            pyxis_bench::cli::run(*args).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Sim(args) => {

@@ -1,0 +1,64 @@
+//! Audit records written per second: group commit (batches as the gateway's writer forms them
+//! under load) against one transaction per record, in the same run, on SQLite with fsync on.
+
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use pyxis_store::{AuditRecord, Store};
+
+fn record(i: u64) -> AuditRecord {
+    AuditRecord {
+        request_id: format!("req-{i}"),
+        started_at_ms: 1_700_000_000_000 + i as i64,
+        finished_at_ms: 1_700_000_000_100 + i as i64,
+        tenant: "team-a".into(),
+        key_id: Some("key_0123456789ab".into()),
+        requested_model: "llama-3-8b".into(),
+        model: "llama-3-8b".into(),
+        model_version: Some("3.1".into()),
+        endpoint: Some("http://10.0.0.5:8000".into()),
+        runtime: Some("h100-pool".into()),
+        runtime_kind: Some("vllm".into()),
+        runtime_version: Some("0.32.0".into()),
+        hardware: Some("h100".into()),
+        accelerator_count: Some(1),
+        cloud: Some("aws".into()),
+        region: Some("us-east-1".into()),
+        prompt_tokens: 512,
+        completion_tokens: 128,
+        cached_tokens: 256,
+        status: 200,
+        queue_ms: 0.4,
+        ttft_ms: Some(35.2),
+        latency_ms: 880.5,
+        attempts: 1,
+        stream: true,
+        cost_usd: 0.000_42,
+        ..AuditRecord::default()
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = rt.block_on(Store::open(dir.path())).expect("store");
+    let mut g = c.benchmark_group("audit_write");
+    g.sample_size(10).measurement_time(Duration::from_secs(5));
+    for batch in [1usize, 1024] {
+        g.throughput(Throughput::Elements(batch as u64));
+        g.bench_function(format!("batch_{batch}"), |b| {
+            b.iter_custom(|iters| {
+                let mut recs: Vec<AuditRecord> = (0..batch as u64).map(record).collect();
+                let t = Instant::now();
+                for _ in 0..iters {
+                    rt.block_on(store.append_audit(&mut recs, None)).expect("append");
+                }
+                t.elapsed()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
