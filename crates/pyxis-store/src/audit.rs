@@ -129,8 +129,10 @@ const COLUMNS: &str = "seq, request_id, started_at_ms, finished_at_ms, tenant, k
 /// SQLite allows 32766 bound parameters, PostgreSQL 65535; 33 columns a row.
 const ROWS_PER_INSERT: usize = 900;
 
-/// `INSERT … VALUES ($1, …), (…)` for `rows` records.
-fn insert_sql(rows: usize) -> String {
+/// `INSERT … VALUES ($1, …), (…)` for `rows` records. SQLite gets anonymous `?` parameters:
+/// it resolves each named `$N` by a linear scan of the names seen so far, which made a
+/// 30,000-parameter statement take seconds to prepare.
+fn insert_sql(rows: usize, backend: crate::Backend) -> String {
     let cols = COLUMNS.split(',').count();
     let mut sql = format!("INSERT INTO audit_log ({COLUMNS}) VALUES ");
     for r in 0..rows {
@@ -142,7 +144,10 @@ fn insert_sql(rows: usize) -> String {
             if c > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!("${}", r * cols + c + 1));
+            match backend {
+                crate::Backend::Sqlite => sql.push('?'),
+                crate::Backend::Postgres => sql.push_str(&format!("${}", r * cols + c + 1)),
+            }
         }
         sql.push(')');
     }
@@ -238,7 +243,7 @@ impl Store {
             prev = r.hash.clone();
         }
         for chunk in records.chunks(ROWS_PER_INSERT) {
-            let sql = insert_sql(chunk.len());
+            let sql = insert_sql(chunk.len(), self.backend);
             let mut q = sqlx::query(AssertSqlSafe(sql));
             for r in chunk {
                 q = bind_record(q, r);
