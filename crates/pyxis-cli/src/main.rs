@@ -163,23 +163,37 @@ struct AuditFilter {
     /// Only calls that ended with this HTTP status.
     #[arg(long)]
     status: Option<i64>,
-    /// Only calls started within this long before now, e.g. `15m`, `24h`.
-    #[arg(long, value_parser = humantime::parse_duration)]
-    since: Option<std::time::Duration>,
+    /// Only calls started at or after this: a time ago (`15m`, `24h`) or a timestamp (`2026-11-23T10:00:00Z`).
+    #[arg(long, value_parser = parse_when)]
+    since: Option<i64>,
+    /// Only calls started before this: a time ago or a timestamp, as for --since.
+    #[arg(long, value_parser = parse_when)]
+    until: Option<i64>,
+}
+
+/// A point in time in Unix milliseconds, from a duration ago (`24h`) or an RFC 3339 timestamp.
+fn parse_when(s: &str) -> Result<i64, String> {
+    let now = std::time::SystemTime::now();
+    let t = match humantime::parse_duration(s) {
+        Ok(ago) => now.checked_sub(ago).unwrap_or(std::time::UNIX_EPOCH),
+        Err(_) => humantime::parse_rfc3339_weak(s).map_err(|_| {
+            format!("`{s}` is neither a duration ago (15m, 24h, 7days) nor a timestamp (2026-11-23T10:00:00Z)")
+        })?,
+    };
+    Ok(t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0))
 }
 
 impl AuditFilter {
     fn query(self, limit: u32) -> AuditQuery {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
         AuditQuery {
             tenant: self.tenant,
             model: self.model,
             runtime: self.runtime,
             status: self.status,
-            since_ms: self.since.map(|d| now.saturating_sub(d).as_millis() as i64),
-            until_ms: None,
+            since_ms: self.since,
+            until_ms: self.until,
             limit,
         }
     }
