@@ -381,8 +381,14 @@ pub struct Engine {
     scheduled: Vec<(u32, u32)>,
     skipped: Vec<u32>,
     done: Vec<u32>,
-    last_step_s: f64,
+    /// (time, decayed count) of tokens emitted, for the API server's recent load.
+    token_rate: (Time, f64),
 }
+
+/// Time constant of the API server's recent token rate, s: long against an engine step (so
+/// sampling right after a step's burst of tokens overstates the rate by only ~2 %), short against
+/// changes of load that matter.
+const TOKEN_RATE_TAU: f64 = 0.5;
 
 const NO_LORA_SEED: u64 = 0x6a09_e667_f3bc_c908;
 
@@ -403,20 +409,27 @@ impl Engine {
             scheduled: Vec::new(),
             skipped: Vec::new(),
             done: Vec::new(),
-            last_step_s: 0.0,
+            token_rate: (0.0, 0.0),
         }
     }
 
-    /// Front-end delay for a request arriving now: the idle latency stretched by the share of the
-    /// API server busy relaying the running requests' tokens (processor sharing, capped at 90 %).
-    fn frontend_delay(&self) -> f64 {
+    /// Tokens relayed per second lately: an exponentially decayed count (time constant
+    /// `TOKEN_RATE_TAU`) of the tokens emitted, decayed to `now`, over the time constant.
+    fn recent_token_rate(&self, now: Time) -> f64 {
+        let (at, count) = self.token_rate;
+        count * (-(now - at).max(0.0) / TOKEN_RATE_TAU).exp() / TOKEN_RATE_TAU
+    }
+
+    /// When a request arriving at `now` reaches the engine core: the idle front-end latency,
+    /// stretched by the share of the API server busy relaying tokens (processor sharing; the
+    /// share is capped at 90 %).
+    fn frontend_ready_at(&self, now: Time) -> Time {
         let c = &self.cfg;
-        if c.frontend_token_cost_s <= 0.0 || self.last_step_s <= 0.0 || self.running.is_empty() {
-            return c.frontend_latency_s;
+        if c.frontend_token_cost_s <= 0.0 {
+            return now + c.frontend_latency_s;
         }
-        let tokens_per_s = self.running.len() as f64 / self.last_step_s;
-        let rho = (c.frontend_token_cost_s * tokens_per_s).min(0.9);
-        c.frontend_latency_s / (1.0 - rho)
+        let rho = (c.frontend_token_cost_s * self.recent_token_rate(now)).min(0.9);
+        now + c.frontend_latency_s / (1.0 - rho)
     }
 
     /// Its configuration.
@@ -616,6 +629,7 @@ impl Engine {
             None => None,
         };
         let key = request_key(self.cfg.seed, req.seed, req.lora.as_deref(), &req.prompt);
+        let ready_at = self.frontend_ready_at(now);
         let natural = if req.ignore_eos {
             None
         } else {
@@ -641,7 +655,7 @@ impl Engine {
             hashes: Vec::new(),
             cached_blocks: 0,
             arrival: now,
-            ready_at: now + self.frontend_delay(),
+            ready_at,
             first_scheduled: None,
             first_token: None,
             last_token: now,
@@ -720,14 +734,23 @@ impl Engine {
         }
         let duration = self.cfg.timing.step_time(&shape);
         let end = now + duration;
-        self.last_step_s = duration;
         self.metrics.steps += 1;
         self.metrics.busy_s += duration;
         self.metrics.iteration_tokens.observe(f64::from(shape.num_tokens));
 
         let scheduled = std::mem::take(&mut self.scheduled);
+        let before = events.len();
         for &(slot, n) in &scheduled {
             self.advance(slot, n, end, events);
+        }
+        if self.cfg.frontend_token_cost_s > 0.0 {
+            let tokens = events[before..]
+                .iter()
+                .filter(|e| matches!(e, EngineEvent::Token { .. }))
+                .count();
+            let (at, count) = self.token_rate;
+            let decayed = count * (-(end - at).max(0.0) / TOKEN_RATE_TAU).exp();
+            self.token_rate = (end, decayed + tokens as f64);
         }
         self.scheduled = scheduled;
         if !self.done.is_empty() {

@@ -33,9 +33,9 @@ pub struct HardwareProfile {
     /// Latency between the HTTP request and the engine seeing it (API server: parsing, chat
     /// template, tokenising, IPC to the engine core); it delays the first token, not the batch.
     pub frontend_latency_s: f64,
-    /// API-server CPU time per streamed output token. The API server is one process: while it
-    /// is busy relaying tokens, new requests' front-end work is stretched (processor sharing), so
-    /// `frontend_latency_s` becomes `frontend_latency_s / (1 - ρ)` with ρ = this × tokens/s.
+    /// API-server CPU time per streamed output token (detokenising, SSE framing). The API server
+    /// is one process: the share of it spent relaying tokens (ρ = this × recent tokens/s) stretches
+    /// new requests' front-end delay to `frontend_latency_s / (1 − ρ)` (processor sharing).
     pub frontend_token_cost_s: f64,
     /// vLLM's `--gpu-memory-utilization` default (0.9): the share of memory vLLM may take.
     pub gpu_memory_utilization: f64,
@@ -208,13 +208,14 @@ static PROFILES: &[HardwareProfile] = &[
         // so eager mode), medians of 6 rounds of bench_chat.py: decode 7.85 ms/token alone,
         // 9.55 ms at 4 streams, 17.0 ms at 16; 1-token completions from token ids 17 ms at 8
         // prompt tokens, 95 ms at 500 (docs/calibration.md).
-        step_overhead_s: 0.0072,
+        // (per-token cost net of the model's own FLOPs at 30 % of one core: 34 µs a token)
+        step_overhead_s: 0.0070,
         per_seq_overhead_s: 0.000_454,
-        per_token_overhead_s: 0.000_155,
-        // 1-token chat 20.9 ms alone; streamed TTFT 20 ms alone, 89 ms at 16 streams (~880 tok/s
-        // through the API server).
+        per_token_overhead_s: 0.000_121,
+        // 1-token chat 20.9 ms alone (9.5 ms before the engine sees it); streamed TTFT 20 ms alone,
+        // ~36 ms at 4 streams, ~90 ms at 16 (~880 tok/s through the API server).
         frontend_latency_s: 0.0095,
-        frontend_token_cost_s: 0.000_96,
+        frontend_token_cost_s: 0.000_82,
         gpu_memory_utilization: 1.0,
         activation_reserve_bytes: 0.0,
         // VLLM_CPU_KVCACHE_SPACE=1 (GiB), as setup_vllm_cpu.sh runs it.

@@ -345,9 +345,7 @@ async fn fleet(a: FleetArgs) -> anyhow::Result<()> {
     }
     print!("{t}");
     let _ = tokio::signal::ctrl_c().await;
-    for h in handles {
-        h.shutdown().await;
-    }
+    futures::future::join_all(handles.into_iter().map(|h| h.shutdown())).await;
     Ok(())
 }
 
