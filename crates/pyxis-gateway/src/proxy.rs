@@ -80,9 +80,9 @@ pub async fn handle(
         match send(&st, ep, kind, &request_id, upstream_body.clone()).await {
             Ok(resp) if resp.status().is_success() => {
                 return if req.stream {
-                    stream_response(resp, call, &req, model, &request_id, ep)
+                    stream_response(resp, call, &req, model, ep)
                 } else {
-                    whole_response(resp, call, model, &request_id, ep).await
+                    whole_response(resp, call, model, ep).await
                 };
             }
             Ok(resp) => {
@@ -94,7 +94,7 @@ pub async fn handle(
                     call.unbind();
                     continue;
                 }
-                return fail_with_endpoint(&mut call, err, &request_id, ep);
+                return fail_with_endpoint(&mut call, err, ep);
             }
             Err(e) => {
                 if e.is_connect() {
@@ -201,7 +201,7 @@ fn fail(call: &mut Call, err: OpenAiError) -> Response {
     ApiError(err).into_response()
 }
 
-fn fail_with_endpoint(call: &mut Call, err: OpenAiError, _rid: &str, ep: &Endpoint) -> Response {
+fn fail_with_endpoint(call: &mut Call, err: OpenAiError, ep: &Endpoint) -> Response {
     let mut resp = fail(call, err);
     if let Ok(v) = HeaderValue::from_str(&ep.url) {
         resp.headers_mut().insert("x-pyxis-endpoint", v);
@@ -225,13 +225,7 @@ fn error_label(err: &OpenAiError) -> &'static str {
     }
 }
 
-async fn whole_response(
-    resp: reqwest::Response,
-    mut call: Call,
-    model: &ModelEntry,
-    request_id: &str,
-    ep: &Endpoint,
-) -> Response {
+async fn whole_response(resp: reqwest::Response, mut call: Call, model: &ModelEntry, ep: &Endpoint) -> Response {
     let bytes = match resp.bytes().await {
         Ok(b) => b,
         Err(e) => {
@@ -239,7 +233,7 @@ async fn whole_response(
                 ErrorKind::BadGateway,
                 format!("The runtime at {} broke the connection mid-response: {e}", ep.url),
             );
-            return fail_with_endpoint(&mut call, err, request_id, ep);
+            return fail_with_endpoint(&mut call, err, ep);
         }
     };
     let mut value: serde_json::Value = match serde_json::from_slice(&bytes) {
@@ -249,7 +243,7 @@ async fn whole_response(
                 ErrorKind::BadGateway,
                 format!("The runtime at {} sent a body that is not JSON: {e}", ep.url),
             );
-            return fail_with_endpoint(&mut call, err, request_id, ep);
+            return fail_with_endpoint(&mut call, err, ep);
         }
     };
     if let Some(u) = value
@@ -286,7 +280,6 @@ fn stream_response(
     call: Call,
     req: &InferenceRequest,
     model: &ModelEntry,
-    _request_id: &str,
     ep: &Endpoint,
 ) -> Response {
     let rename = (model.served_name != model.name).then(|| model.name.clone());

@@ -8,6 +8,6 @@ pub mod sse;
 pub mod usage;
 
 pub use error::{ErrorBody, ErrorKind, OpenAiError};
-pub use request::{ChatRequest, CompletionRequest, InferenceRequest, ParseError, RequestKind};
+pub use request::{InferenceRequest, RequestKind};
 pub use sse::{SseEvent, SseFramer};
 pub use usage::Usage;

@@ -40,13 +40,6 @@ pub struct InferenceRequest {
     pub body: Map<String, Value>,
 }
 
-/// The chat request as typed by [`InferenceRequest::parse`]; kept as an alias for readability at call sites.
-pub type ChatRequest = InferenceRequest;
-/// The completion request as typed by [`InferenceRequest::parse`].
-pub type CompletionRequest = InferenceRequest;
-/// Parse errors are OpenAI errors (400 with a `param`).
-pub type ParseError = OpenAiError;
-
 const CHAT_ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
 
 fn type_name(v: &Value) -> &'static str {
