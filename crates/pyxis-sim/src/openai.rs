@@ -26,7 +26,7 @@ pub(crate) fn routes() -> Router<Arc<AppState>> {
         .route("/v1/models", get(models))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 struct StreamOptions {
     #[serde(default)]
     include_usage: bool,
@@ -241,10 +241,7 @@ async fn chat_inner(s: Arc<AppState>, body: Bytes) -> Result<Response, ApiError>
     )?;
     let id = s.next_id("chatcmpl");
     if req.stream {
-        let opts = req.stream_options.unwrap_or(StreamOptions {
-            include_usage: false,
-            continuous_usage_stats: false,
-        });
+        let opts = req.stream_options.unwrap_or_default();
         let framer = ChatFramer {
             id,
             created: crate::server::unix_now(),
@@ -413,10 +410,7 @@ async fn completions_inner(s: Arc<AppState>, body: Bytes) -> Result<Response, Ap
     )?;
     let id = s.next_id("cmpl");
     if req.stream {
-        let opts = req.stream_options.unwrap_or(StreamOptions {
-            include_usage: false,
-            continuous_usage_stats: false,
-        });
+        let opts = req.stream_options.unwrap_or_default();
         let framer = CompletionFramer {
             id,
             created: crate::server::unix_now(),
