@@ -8,7 +8,7 @@ use crate::error::{ConfigError, ConfigErrors};
 use crate::parse::{AnyResource, parse_document};
 use crate::split::split;
 use crate::validate::{check_fleet, check_resource};
-use crate::{Model, Runtime, Tenant};
+use crate::{Model, ModelDeployment, PriorityTier, RoutingPolicy, Runtime, Tenant};
 
 /// The embedded demo fleet served by `pyxis serve` without `-f` (examples/demo-fleet.yaml).
 pub const DEMO_FLEET_YAML: &str = include_str!("../../../examples/demo-fleet.yaml");
@@ -20,6 +20,9 @@ pub struct Fleet {
     pub tenants: Vec<Tenant>,
     pub models: Vec<Model>,
     pub runtimes: Vec<Runtime>,
+    pub priority_tiers: Vec<PriorityTier>,
+    pub routing_policies: Vec<RoutingPolicy>,
+    pub model_deployments: Vec<ModelDeployment>,
 }
 
 impl Fleet {
@@ -54,6 +57,9 @@ impl Fleet {
                 Some(AnyResource::Tenant(t)) => fleet.tenants.push(t),
                 Some(AnyResource::Model(m)) => fleet.models.push(m),
                 Some(AnyResource::Runtime(r)) => fleet.runtimes.push(r),
+                Some(AnyResource::PriorityTier(r)) => fleet.priority_tiers.push(r),
+                Some(AnyResource::RoutingPolicy(r)) => fleet.routing_policies.push(r),
+                Some(AnyResource::ModelDeployment(r)) => fleet.model_deployments.push(r),
                 None => {}
             }
         }
@@ -86,17 +92,31 @@ impl Fleet {
         self.tenants.iter().find(|t| t.metadata.name == name)
     }
 
-    /// The fleet as multi-document YAML (tenants, runtimes, then models); [`Fleet::parse`] reads it back unchanged.
+    pub fn priority_tier(&self, name: &str) -> Option<&PriorityTier> {
+        self.priority_tiers.iter().find(|t| t.metadata.name == name)
+    }
+
+    /// The routing policy of a model: the one naming it, else the catch-all (`"*"`) one, else none.
+    pub fn routing_policy(&self, model: &str) -> Option<&RoutingPolicy> {
+        let named = self.routing_policies.iter().find(|p| p.spec.names(model));
+        named.or_else(|| self.routing_policies.iter().find(|p| p.spec.is_default()))
+    }
+
+    /// The fleet as multi-document YAML (tiers, tenants, runtimes, models, policies, deployments); [`Fleet::parse`]
+    /// reads it back unchanged.
     pub fn to_yaml(&self) -> String {
         fn doc<T: Serialize>(r: &T) -> String {
             serde_yaml_ng::to_string(r).unwrap_or_default()
         }
         let docs: Vec<String> = self
-            .tenants
+            .priority_tiers
             .iter()
             .map(doc)
+            .chain(self.tenants.iter().map(doc))
             .chain(self.runtimes.iter().map(doc))
             .chain(self.models.iter().map(doc))
+            .chain(self.routing_policies.iter().map(doc))
+            .chain(self.model_deployments.iter().map(doc))
             .collect();
         docs.iter().map(|d| format!("---\n{d}")).collect()
     }

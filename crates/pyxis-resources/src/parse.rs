@@ -10,7 +10,7 @@ use crate::error::ConfigError;
 use crate::locate::{Seg, locate, scalar_at};
 use crate::meta::Resource;
 use crate::split::Document;
-use crate::{API_VERSION, KINDS, Model, Runtime, Tenant};
+use crate::{API_VERSION, KINDS, Model, ModelDeployment, PriorityTier, RoutingPolicy, Runtime, Tenant};
 
 /// A typed resource of any kind.
 #[derive(Debug, Clone)]
@@ -18,6 +18,9 @@ pub(crate) enum AnyResource {
     Tenant(Tenant),
     Model(Model),
     Runtime(Runtime),
+    PriorityTier(PriorityTier),
+    RoutingPolicy(RoutingPolicy),
+    ModelDeployment(ModelDeployment),
 }
 
 /// What one document yielded. `kind` and `name` are known whenever the document is a mapping with a known `kind`
@@ -178,6 +181,9 @@ pub(crate) fn parse_document<'d>(file: &'d str, doc: &'d Document, errors: &mut 
         Some("Tenant") => typed(cx, errors).map(AnyResource::Tenant),
         Some("Model") => typed(cx, errors).map(AnyResource::Model),
         Some("Runtime") => typed(cx, errors).map(AnyResource::Runtime),
+        Some("PriorityTier") => typed(cx, errors).map(AnyResource::PriorityTier),
+        Some("RoutingPolicy") => typed(cx, errors).map(AnyResource::RoutingPolicy),
+        Some("ModelDeployment") => typed(cx, errors).map(AnyResource::ModelDeployment),
         _ => None,
     };
     parsed.kind = kind;

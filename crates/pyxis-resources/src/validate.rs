@@ -8,7 +8,7 @@ use crate::locate::Seg::{self, Index, Key};
 use crate::meta::{MAX_NAME_LEN, Metadata, is_valid_name};
 use crate::parse::{AnyResource, Cx, Parsed};
 use crate::url::check_endpoint;
-use crate::{ModelSpec, RuntimeSpec, TenantSpec};
+use crate::{ModelDeploymentSpec, ModelSpec, PriorityTierSpec, RoutingPolicySpec, RuntimeSpec, TenantSpec};
 
 /// Checks of one resource on its own.
 pub(crate) fn check_resource(cx: &Cx<'_>, res: &AnyResource, errors: &mut Vec<ConfigError>) {
@@ -25,6 +25,18 @@ pub(crate) fn check_resource(cx: &Cx<'_>, res: &AnyResource, errors: &mut Vec<Co
         AnyResource::Runtime(r) => {
             check_metadata(&r.metadata, &mut e);
             check_runtime(&r.spec, &mut e);
+        }
+        AnyResource::PriorityTier(r) => {
+            check_metadata(&r.metadata, &mut e);
+            check_tier(&r.spec, &mut e);
+        }
+        AnyResource::RoutingPolicy(r) => {
+            check_metadata(&r.metadata, &mut e);
+            check_policy(&r.spec, &mut e);
+        }
+        AnyResource::ModelDeployment(r) => {
+            check_metadata(&r.metadata, &mut e);
+            check_deployment(&r.spec, &mut e);
         }
     }
 }
@@ -58,6 +70,172 @@ fn check_tenant(s: &TenantSpec, e: &mut Report<'_>) {
     if let Some(msg) = positive(s.weight) {
         e(&[Key("spec"), Key("weight")], msg);
     }
+    if let Some(q) = &s.quotas {
+        let counts = [
+            ("requestsPerMinute", q.requests_per_minute.map(u64::from)),
+            ("tokensPerMinute", q.tokens_per_minute),
+            ("concurrentRequests", q.concurrent_requests.map(u64::from)),
+            ("tokensPerDay", q.tokens_per_day),
+            ("tokensPerMonth", q.tokens_per_month),
+        ];
+        for (key, v) in counts {
+            if v == Some(0) {
+                e(
+                    &[Key("spec"), Key("quotas"), Key(key)],
+                    "must be at least 1 (remove the field for no limit)".into(),
+                );
+            }
+        }
+        for (key, v) in [("costPerDay", q.cost_per_day), ("costPerMonth", q.cost_per_month)] {
+            if let Some(msg) = v.and_then(positive) {
+                e(&[Key("spec"), Key("quotas"), Key(key)], msg);
+            }
+        }
+    }
+    if let Some(q) = &s.queue {
+        if q.max_queued == Some(0) {
+            e(
+                &[Key("spec"), Key("queue"), Key("maxQueued")],
+                "must be at least 1".into(),
+            );
+        }
+        if q.timeout_ms == Some(0) {
+            e(
+                &[Key("spec"), Key("queue"), Key("timeoutMs")],
+                "must be at least 1".into(),
+            );
+        }
+    }
+    for (class, n) in s.accelerator_quota.iter().flatten() {
+        if let Some(msg) = accelerator_type(class) {
+            e(
+                &[Key("spec"), Key("acceleratorQuota"), Key(class)],
+                format!("{msg} (accelerator class, got {n})"),
+            );
+        }
+    }
+}
+
+fn check_tier(s: &PriorityTierSpec, e: &mut Report<'_>) {
+    if !(s.min_share.is_finite() && (0.0..=1.0).contains(&s.min_share)) {
+        e(
+            &[Key("spec"), Key("minShare")],
+            format!("must be between 0 and 1, got {}", s.min_share),
+        );
+    }
+}
+
+fn check_policy(s: &RoutingPolicySpec, e: &mut Report<'_>) {
+    if s.models.is_empty() {
+        e(
+            &[Key("spec"), Key("models")],
+            "must name at least one Model, or \"*\" for every model".into(),
+        );
+    }
+    if let Some(w) = &s.weights {
+        for (key, v) in [
+            ("load", w.load),
+            ("latency", w.latency),
+            ("prefix", w.prefix),
+            ("cost", w.cost),
+            ("session", w.session),
+        ] {
+            if let Some(msg) = v.and_then(non_negative) {
+                e(&[Key("spec"), Key("weights"), Key(key)], msg);
+            }
+        }
+    }
+    if s.latency_budget_ms == Some(0) {
+        e(&[Key("spec"), Key("latencyBudgetMs")], "must be at least 1".into());
+    }
+    if let Some(r) = &s.retry {
+        if r.max_attempts.is_some_and(|n| !(1..=10).contains(&n)) {
+            e(
+                &[Key("spec"), Key("retry"), Key("maxAttempts")],
+                "must be between 1 and 10".into(),
+            );
+        }
+        if r.budget_ratio
+            .is_some_and(|v| !(v.is_finite() && (0.0..=1.0).contains(&v)))
+        {
+            e(
+                &[Key("spec"), Key("retry"), Key("budgetRatio")],
+                "must be between 0 and 1".into(),
+            );
+        }
+        if r.attempt_timeout_ms == Some(0) {
+            e(
+                &[Key("spec"), Key("retry"), Key("attemptTimeoutMs")],
+                "must be at least 1".into(),
+            );
+        }
+    }
+    if let Some(j) = &s.ejection {
+        for (key, v) in [
+            ("consecutiveFailures", j.consecutive_failures.map(u64::from)),
+            ("baseMs", j.base_ms),
+            ("maxMs", j.max_ms),
+        ] {
+            if v == Some(0) {
+                e(&[Key("spec"), Key("ejection"), Key(key)], "must be at least 1".into());
+            }
+        }
+        if let (Some(base), Some(max)) = (j.base_ms, j.max_ms)
+            && max < base
+        {
+            e(
+                &[Key("spec"), Key("ejection"), Key("maxMs")],
+                format!("must be at least baseMs ({base})"),
+            );
+        }
+    }
+}
+
+fn check_deployment(s: &ModelDeploymentSpec, e: &mut Report<'_>) {
+    if let Some(msg) = accelerator_type(&s.accelerator.r#type) {
+        e(&[Key("spec"), Key("accelerator"), Key("type")], msg);
+    }
+    if s.accelerator.count == 0 {
+        e(
+            &[Key("spec"), Key("accelerator"), Key("count")],
+            "must be at least 1".into(),
+        );
+    }
+    if s.replicas == 0 {
+        e(&[Key("spec"), Key("replicas")], "must be at least 1".into());
+    }
+    if s.port == Some(0) {
+        e(&[Key("spec"), Key("port")], "must be between 1 and 65535".into());
+    }
+    if s.fallback.iter().flatten().any(|k| *k == crate::RuntimeKind::Openai) {
+        e(
+            &[Key("spec"), Key("fallback")],
+            "\"openai\" is not a runtime the operator can deploy".into(),
+        );
+    }
+    if let Some(c) = &s.cache
+        && c.size.trim().is_empty()
+    {
+        e(&[Key("spec"), Key("cache"), Key("size")], "must not be empty".into());
+    }
+}
+
+/// `Some(message)` unless `ty` is a valid accelerator class name.
+fn accelerator_type(ty: &str) -> Option<String> {
+    if ty.is_empty() {
+        Some("must not be empty".into())
+    } else if ty.chars().any(|c| c.is_ascii_uppercase()) {
+        Some(format!("\"{ty}\" must be lowercase (\"{}\")", ty.to_ascii_lowercase()))
+    } else if !ty
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
+    {
+        Some(format!(
+            "\"{ty}\" may only contain lowercase letters, digits, '-', '_' and '.'"
+        ))
+    } else {
+        None
+    }
 }
 
 fn check_model(s: &ModelSpec, e: &mut Report<'_>) {
@@ -72,9 +250,6 @@ fn check_model(s: &ModelSpec, e: &mut Report<'_>) {
     }
     if s.context_length == 0 {
         e(&[Key("spec"), Key("contextLength")], "must be greater than 0".into());
-    }
-    if s.runtimes.is_empty() {
-        e(&[Key("spec"), Key("runtimes")], "must name at least one Runtime".into());
     }
     let mut seen = BTreeSet::new();
     for (i, r) in s.runtimes.iter().enumerate() {
@@ -121,23 +296,8 @@ fn check_runtime(s: &RuntimeSpec, e: &mut Report<'_>) {
         }
     }
     let acc = &s.accelerator;
-    let ty = acc.r#type.as_str();
-    let ty_path = [Key("spec"), Key("accelerator"), Key("type")];
-    if ty.is_empty() {
-        e(&ty_path, "must not be empty".into());
-    } else if ty.chars().any(|c| c.is_ascii_uppercase()) {
-        e(
-            &ty_path,
-            format!("\"{ty}\" must be lowercase (\"{}\")", ty.to_ascii_lowercase()),
-        );
-    } else if !ty
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c))
-    {
-        e(
-            &ty_path,
-            format!("\"{ty}\" may only contain lowercase letters, digits, '-', '_' and '.'"),
-        );
+    if let Some(msg) = accelerator_type(&acc.r#type) {
+        e(&[Key("spec"), Key("accelerator"), Key("type")], msg);
     }
     if acc.count == 0 {
         e(
@@ -207,10 +367,83 @@ pub(crate) fn check_fleet(docs: &[Parsed<'_>], errors: &mut Vec<ConfigError>) {
             ));
         }
     }
+    let names = |kind: &str| -> BTreeSet<&str> { first.keys().filter(|(k, _)| *k == kind).map(|(_, n)| *n).collect() };
+    let tiers = names("PriorityTier");
+    let models = names("Model");
+    let list = |set: &BTreeSet<&str>| {
+        if set.is_empty() {
+            "none".to_string()
+        } else {
+            set.iter().copied().collect::<Vec<_>>().join(", ")
+        }
+    };
+    let mut policy_of: BTreeMap<&str, &str> = BTreeMap::new();
+    for p in docs {
+        match &p.resource {
+            Some(AnyResource::Tenant(t)) => {
+                if let Some(tier) = &t.spec.priority_tier
+                    && !tiers.contains(tier.as_str())
+                {
+                    errors.push(p.cx.error(
+                        &[Key("spec"), Key("priorityTier")],
+                        format!("no PriorityTier named \"{tier}\" (known: {})", list(&tiers)),
+                    ));
+                }
+            }
+            Some(AnyResource::RoutingPolicy(r)) => {
+                for (i, m) in r.spec.models.iter().enumerate() {
+                    let path = [Key("spec"), Key("models"), Index(i)];
+                    if m != "*" && !models.contains(m.as_str()) {
+                        errors.push(p.cx.error(&path, format!("no Model named \"{m}\" (known: {})", list(&models))));
+                    } else if let Some(other) = policy_of.insert(m.as_str(), r.metadata.name.as_str()) {
+                        let what = if m == "*" {
+                            "the default (\"*\")".to_string()
+                        } else {
+                            format!("Model \"{m}\"")
+                        };
+                        errors.push(p.cx.error(
+                            &path,
+                            format!("{what} already has the RoutingPolicy \"{other}\"; a model has at most one"),
+                        ));
+                    }
+                }
+            }
+            Some(AnyResource::ModelDeployment(d)) => {
+                if !models.contains(d.spec.model.as_str()) {
+                    errors.push(p.cx.error(
+                        &[Key("spec"), Key("model")],
+                        format!("no Model named \"{}\" (known: {})", d.spec.model, list(&models)),
+                    ));
+                }
+                if let Some(t) = &d.spec.tenant
+                    && !tenants.contains(t.as_str())
+                {
+                    errors.push(p.cx.error(
+                        &[Key("spec"), Key("tenant")],
+                        format!("no Tenant named \"{t}\" (known: {})", list(&tenants)),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    let deployed: BTreeSet<&str> = docs
+        .iter()
+        .filter_map(|p| match &p.resource {
+            Some(AnyResource::ModelDeployment(d)) => Some(d.spec.model.as_str()),
+            _ => None,
+        })
+        .collect();
     for p in docs {
         let Some(AnyResource::Model(m)) = &p.resource else {
             continue;
         };
+        if m.spec.runtimes.is_empty() && !deployed.contains(m.metadata.name.as_str()) {
+            errors.push(p.cx.error(
+                &[Key("spec"), Key("runtimes")],
+                "must name at least one Runtime (or be served by a ModelDeployment)",
+            ));
+        }
         for (i, r) in m.spec.runtimes.iter().enumerate() {
             if !runtimes.contains(r.as_str()) {
                 errors.push(p.cx.error(

@@ -201,7 +201,7 @@ fn load_file_names_the_file() {
     assert_eq!(
         err.to_string(),
         format!(
-            "{}:23:1: kind: unknown kind \"Modle\" (known kinds: Model, Runtime, Tenant)",
+            "{}:23:1: kind: unknown kind \"Modle\" (known kinds: Model, ModelDeployment, PriorityTier, RoutingPolicy, Runtime, Tenant)",
             path.display()
         )
     );
