@@ -97,6 +97,10 @@ struct ServeArgs {
     /// Bound, in milliseconds, on how long a finished call's audit record may wait to be durable.
     #[arg(long, default_value_t = 100, env = "PYXIS_AUDIT_FLUSH_MS")]
     audit_flush_ms: u64,
+    /// Redis for quota state shared by several gateway replicas (e.g. redis://127.0.0.1:6379);
+    /// without it quotas are kept in this process.
+    #[arg(long, env = "PYXIS_REDIS_URL")]
+    redis_url: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -380,6 +384,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     cfg.audit_flush = std::time::Duration::from_millis(args.audit_flush_ms);
     cfg.admin_key = std::env::var("PYXIS_ADMIN_KEY").ok().filter(|k| !k.is_empty());
     cfg.database_url = args.data.database_url.clone();
+    cfg.redis_url = args.redis_url.clone();
     let gw = Gateway::start(cfg).await?;
     let view = gw.state.view();
     let models: Vec<&str> = view.models.keys().map(String::as_str).collect();

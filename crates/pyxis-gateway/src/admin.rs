@@ -159,3 +159,68 @@ fn render<T: serde::Serialize>(rows: &[T], format: Option<&str>) -> Result<Respo
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
     Ok(r)
 }
+
+/// `GET /admin/v1/queues`: each model pool's token budget, what is in use, and who waits. A tenant's
+/// key sees its own queue depth only.
+pub async fn queues(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let reader = match reader(&st, &headers).await {
+        Ok(r) => r,
+        Err(e) => return ApiError(e).into_response(),
+    };
+    let view = st.view();
+    let mut pools = Vec::new();
+    for name in view.models.keys() {
+        let Some(pool) = st.admission.pool(name) else { continue };
+        let (in_use, capacity) = pool.usage();
+        let tenants: Vec<serde_json::Value> = pool
+            .stats()
+            .into_iter()
+            .filter(|t| match &reader {
+                Reader::Admin => true,
+                Reader::Tenant(me) => *me == t.tenant,
+            })
+            .map(|t| {
+                serde_json::json!({
+                    "tenant": t.tenant, "queued": t.queued, "dispatched": t.dispatched,
+                    "virtual_service": t.counter,
+                })
+            })
+            .collect();
+        let mut pool_json = serde_json::json!({"model": name, "tenants": tenants});
+        if matches!(reader, Reader::Admin) {
+            pool_json["capacity_tokens"] = capacity.into();
+            pool_json["in_use_tokens"] = in_use.into();
+            pool_json["queued"] = pool.queued().into();
+        }
+        pools.push(pool_json);
+    }
+    axum::Json(serde_json::json!({ "pools": pools })).into_response()
+}
+
+/// `GET /admin/v1/quotas?tenant=T`: a tenant's quota usage now (requests and tokens in the last
+/// minute, in flight, today's and this month's tokens and cost) next to its limits.
+pub async fn quotas(State(st): State<Arc<AppState>>, headers: HeaderMap, Query(q): Query<TenantParam>) -> Response {
+    let reader = match reader(&st, &headers).await {
+        Ok(r) => r,
+        Err(e) => return ApiError(e).into_response(),
+    };
+    let tenant = match scope(&reader, q.tenant) {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return ApiError(
+                OpenAiError::invalid("Name the tenant: /admin/v1/quotas?tenant=NAME").with_param("tenant"),
+            )
+            .into_response();
+        }
+        Err(e) => return ApiError(e).into_response(),
+    };
+    let usage = st.quotas.snapshot(&tenant, now_ms().max(0) as u64).await;
+    let view = st.view();
+    let limits = view.tenants.get(&tenant).and_then(|p| p.quotas.clone());
+    axum::Json(serde_json::json!({ "tenant": tenant, "limits": limits, "usage": usage })).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TenantParam {
+    tenant: Option<String>,
+}

@@ -6,6 +6,7 @@ use std::time::Instant;
 use pyxis_protocol::Usage;
 use pyxis_store::{AuditRecord, Principal};
 
+use crate::admission::Permit;
 use crate::audit::AuditSink;
 use crate::fleet::{InFlight, ModelEntry};
 
@@ -25,6 +26,10 @@ pub struct Call {
     first_token: Option<Instant>,
     /// Completion text being collected, for tenants that opted in to content logging.
     content: Option<String>,
+    /// The call's share of its pool's token budget (fair queue), released when it finishes.
+    permit: Option<Permit>,
+    /// The tenant's quota reservation, settled with the actual usage when it finishes.
+    quota: Option<(pyxis_quota::Quotas, pyxis_quota::Reservation)>,
 }
 
 impl Call {
@@ -43,6 +48,30 @@ impl Call {
             finished: false,
             first_token: None,
             content: None,
+            permit: None,
+            quota: None,
+        }
+    }
+
+    pub fn tenant(&self) -> &str {
+        &self.record.tenant
+    }
+
+    /// Holds the quota reservation until the call ends.
+    pub fn hold_quota(&mut self, quotas: pyxis_quota::Quotas, r: pyxis_quota::Reservation) {
+        self.quota = Some((quotas, r));
+    }
+
+    /// Holds the fair-queue permit until the call ends; the wait is the audit record's `queue_ms`.
+    pub fn hold_permit(&mut self, permit: Permit) {
+        self.record.queue_ms = permit.waited.as_secs_f64() * 1e3;
+        self.permit = Some(permit);
+    }
+
+    /// Output tokens as they stream, charged to the tenant's fair-share counter.
+    pub fn output_tokens(&mut self, n: u32) {
+        if let Some(p) = &mut self.permit {
+            p.output_tokens(n);
         }
     }
 
@@ -131,6 +160,20 @@ impl Call {
         if let Some(mut slot) = self.slot.take() {
             let tokens = (r.prompt_tokens + r.completion_tokens).max(0) as u64;
             r.cost_usd = slot.charge(tokens, latency.as_secs_f64());
+        }
+        if let Some(mut permit) = self.permit.take() {
+            // A whole (non-streamed) answer's output is charged here, at once.
+            let streamed = permit.charged_output();
+            let total = u32::try_from(r.completion_tokens.max(0)).unwrap_or(u32::MAX);
+            permit.output_tokens(total.saturating_sub(streamed));
+        }
+        if let Some((quotas, reservation)) = self.quota.take() {
+            let tokens = (r.prompt_tokens + r.completion_tokens).max(0) as u64;
+            let cost = r.cost_usd;
+            let now = now_ms().max(0) as u64;
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { quotas.settle(reservation, tokens, cost, now).await });
+            }
         }
         if let Some(c) = self.content.take() {
             r.completion_text = Some(c);

@@ -26,6 +26,8 @@ pub struct Endpoint {
     /// Accelerator class, e.g. `h100`.
     pub hardware: String,
     pub accelerator_count: u32,
+    /// Memory of all accelerators of one endpoint, GiB (what a model's weights must fit in).
+    pub memory_gib: f64,
     pub cloud: Option<String>,
     pub region: Option<String>,
     /// Bearer token for the runtime, read from the runtime's `apiKeyEnv` at load time.
@@ -57,6 +59,7 @@ impl Endpoint {
             && self.kind == other.kind
             && self.hardware == other.hardware
             && self.accelerator_count == other.accelerator_count
+            && self.memory_gib == other.memory_gib
             && self.cloud == other.cloud
             && self.region == other.region
             && self.api_key == other.api_key
@@ -123,6 +126,12 @@ pub struct ModelEntry {
     /// The model id the runtimes know it by.
     pub served_name: String,
     pub context_length: u32,
+    /// Memory the weights take, GiB (parameters × bytes per parameter).
+    pub weights_gib: f64,
+    /// Serves `/v1/embeddings` rather than generation.
+    pub embedding: bool,
+    /// Its `RoutingPolicy` (the one naming it, else the `"*"` one), if any.
+    pub policy: Option<pyxis_resources::RoutingPolicySpec>,
     pub endpoints: Vec<Arc<Endpoint>>,
 }
 
@@ -132,6 +141,12 @@ pub struct TenantPolicy {
     pub allowed_models: Option<HashSet<String>>,
     /// Keep prompts and completions in the audit log.
     pub audit_content: bool,
+    /// Fair-share weight under contention.
+    pub weight: f64,
+    /// Its `PriorityTier`, if any.
+    pub tier: Option<String>,
+    pub quotas: Option<pyxis_resources::TenantQuotas>,
+    pub queue: Option<pyxis_resources::QueuePolicy>,
 }
 
 #[derive(Debug, Default)]
@@ -142,6 +157,8 @@ pub struct FleetView {
     pub endpoints: Vec<Arc<Endpoint>>,
     /// Capacity dedicated to one tenant, charged to it by the hour (usage reports).
     pub dedicated: Vec<pyxis_store::DedicatedCapacity>,
+    /// Declared priority tiers.
+    pub tiers: Vec<pyxis_resources::PriorityTier>,
 }
 
 /// Dedicated runtimes of a fleet and what each costs per second.
@@ -254,6 +271,7 @@ impl SimManager {
                     kind: spec.kind,
                     hardware: spec.accelerator.r#type.clone(),
                     accelerator_count: spec.accelerator.count,
+                    memory_gib: spec.accelerator.total_memory_gib(),
                     cloud: spec.cloud.clone(),
                     region: spec.region.clone(),
                     api_key: api_key.clone(),
@@ -318,6 +336,9 @@ impl SimManager {
                     served_name: m.spec.served_name.clone().unwrap_or_else(|| name.clone()),
                     version: m.spec.version.clone(),
                     context_length: m.spec.context_length,
+                    weights_gib: m.spec.weights_gib(),
+                    embedding: m.spec.embedding,
+                    policy: fleet.routing_policy(&name).map(|p| p.spec.clone()),
                     name,
                     endpoints: eps,
                 },
@@ -353,6 +374,10 @@ impl SimManager {
                     TenantPolicy {
                         allowed_models: allowed.map(|m| m.iter().cloned().collect()),
                         audit_content: t.spec.audit_content,
+                        weight: t.spec.weight,
+                        tier: t.spec.priority_tier.clone(),
+                        quotas: t.spec.quotas.clone(),
+                        queue: t.spec.queue.clone(),
                     },
                 )
             })
@@ -362,6 +387,7 @@ impl SimManager {
             tenants,
             endpoints: all,
             dedicated: dedicated_capacity(fleet),
+            tiers: fleet.priority_tiers.clone(),
         })
     }
 

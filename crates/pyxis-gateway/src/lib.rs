@@ -6,6 +6,7 @@
 //! whole body or `relay` for streams → `call::Call` finishes once → `audit` writer → store.
 
 pub mod admin;
+pub mod admission;
 pub mod audit;
 pub mod auth;
 pub mod call;
@@ -47,6 +48,8 @@ pub struct ServeConfig {
     pub admin_key: Option<String>,
     /// PostgreSQL instead of the embedded SQLite store (several gateway replicas share it).
     pub database_url: Option<String>,
+    /// Redis for quota state shared by several gateway replicas; without it quotas live in memory.
+    pub redis_url: Option<String>,
 }
 
 impl ServeConfig {
@@ -60,6 +63,7 @@ impl ServeConfig {
             audit_flush: Duration::from_millis(100),
             admin_key: None,
             database_url: None,
+            redis_url: None,
         }
     }
 }
@@ -131,6 +135,12 @@ impl Gateway {
                 gap.flush_delay_ms
             );
         }
+        let quotas = match &cfg.redis_url {
+            Some(url) => pyxis_quota::Quotas::redis(url, "pyxis:quota:").await.map_err(|e| {
+                anyhow::anyhow!("cannot use Redis at {url} for quotas: {e}. Check --redis-url, or leave it out to keep quotas in memory.")
+            })?,
+            None => pyxis_quota::Quotas::memory(),
+        };
         let (audit, audit_writer) = audit::spawn_writer(store.clone(), cfg.audit_flush, Some(session));
         let st = Arc::new(AppState::new(
             view,
@@ -139,6 +149,7 @@ impl Gateway {
             audit,
             sims,
             cfg.admin_key.as_deref(),
+            quotas,
         ));
         st.keys.refresh().await;
 

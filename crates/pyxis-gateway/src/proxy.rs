@@ -11,11 +11,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pyxis_protocol::error::parse_upstream_error;
 use pyxis_protocol::{ErrorKind, InferenceRequest, OpenAiError, RequestKind, Usage};
+use pyxis_quota::QuotaLimits;
 use pyxis_router::Candidate;
 
+use crate::admission::{DEFAULT_MAX_OUTPUT, DEFAULT_QUEUE_TIMEOUT};
 use crate::call::Call;
 use crate::error::ApiError;
-use crate::fleet::{Endpoint, InFlight, ModelEntry};
+use crate::fleet::{Endpoint, FleetView, InFlight, ModelEntry};
 use crate::relay::relay_stream;
 use crate::state::AppState;
 
@@ -68,6 +70,9 @@ pub async fn handle(
     if view.audit_content(&principal.tenant) {
         let prompt = req.body.get("messages").or_else(|| req.body.get("prompt"));
         call.keep_content(prompt.map(|p| p.to_string()).unwrap_or_default());
+    }
+    if let Err(resp) = admit(&st, &mut call, &view, model, &req).await {
+        return resp;
     }
     let upstream_body = Bytes::from(req.upstream_body(&model.served_name));
 
@@ -131,6 +136,77 @@ pub async fn handle(
     let mut resp = fail(&mut call, err);
     resp.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
+}
+
+/// Quotas, then the fair queue. On refusal, the response to send (already audited).
+async fn admit(
+    st: &AppState,
+    call: &mut Call,
+    view: &FleetView,
+    model: &ModelEntry,
+    req: &InferenceRequest,
+) -> Result<(), Response> {
+    let tenant = call.tenant().to_string();
+    let policy = view.tenants.get(&tenant);
+    let prompt = u32::try_from(req.estimated_prompt_tokens()).unwrap_or(u32::MAX);
+    let room = model.context_length.saturating_sub(prompt).max(1);
+    let max_output = req.max_tokens.unwrap_or(DEFAULT_MAX_OUTPUT).min(room);
+    if let Some(q) = policy.and_then(|p| p.quotas.as_ref()) {
+        let limits = quota_limits(q);
+        let now = crate::call::now_ms().max(0) as u64;
+        let reserve = u64::from(prompt) + u64::from(max_output);
+        match st.quotas.admit(&tenant, &limits, reserve, now).await {
+            Ok(r) => call.hold_quota(st.quotas.clone(), r),
+            Err(rej) => {
+                let err = OpenAiError::new(ErrorKind::RateLimit, rej.message()).with_code(rej.reason.code());
+                let label = match rej.reason {
+                    pyxis_quota::Reason::RequestsPerMinute => "quota_requests_per_minute",
+                    pyxis_quota::Reason::TokensPerMinute => "quota_tokens_per_minute",
+                    pyxis_quota::Reason::Concurrency => "quota_concurrency",
+                    pyxis_quota::Reason::TokenBudget => "quota_token_budget",
+                    pyxis_quota::Reason::CostBudget => "quota_cost_budget",
+                };
+                return Err(refuse(call, err, rej.retry_after_s, label));
+            }
+        }
+    }
+    let timeout = policy
+        .and_then(|p| p.queue.as_ref())
+        .and_then(|q| q.timeout_ms)
+        .map_or(DEFAULT_QUEUE_TIMEOUT, Duration::from_millis);
+    match st
+        .admission
+        .admit(&model.name, &tenant, prompt, max_output, timeout)
+        .await
+    {
+        Ok(permit) => {
+            call.hold_permit(permit);
+            Ok(())
+        }
+        Err(refusal) => Err(refuse(call, refusal.error, refusal.retry_after_s, refusal.reason)),
+    }
+}
+
+fn quota_limits(q: &pyxis_resources::TenantQuotas) -> QuotaLimits {
+    QuotaLimits {
+        requests_per_minute: q.requests_per_minute,
+        tokens_per_minute: q.tokens_per_minute,
+        concurrent_requests: q.concurrent_requests,
+        tokens_per_day: q.tokens_per_day,
+        tokens_per_month: q.tokens_per_month,
+        cost_per_day: q.cost_per_day,
+        cost_per_month: q.cost_per_month,
+    }
+}
+
+/// A refused admission: audited with its reason, answered with `Retry-After`.
+fn refuse(call: &mut Call, err: OpenAiError, retry_after_s: u64, reason: &str) -> Response {
+    call.finish(err.status(), Some(reason));
+    let mut resp = ApiError(err).into_response();
+    if let Ok(v) = HeaderValue::from_str(&retry_after_s.max(1).to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
     resp
 }
 

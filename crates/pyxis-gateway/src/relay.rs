@@ -144,6 +144,7 @@ impl Relay {
         // chunk (`"content":""`) is not.
         if has_nonempty(data, "\"content\":\"") || has_nonempty(data, "\"text\":\"") {
             self.call.mark_first_token();
+            self.call.output_tokens(1);
             self.content_events += 1;
         }
     }

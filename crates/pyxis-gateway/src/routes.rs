@@ -30,6 +30,8 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/v1/models", get(models))
         .route("/admin/v1/audit", get(crate::admin::audit))
         .route("/admin/v1/usage", get(crate::admin::usage))
+        .route("/admin/v1/queues", get(crate::admin::queues))
+        .route("/admin/v1/quotas", get(crate::admin::quotas))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)

@@ -3,6 +3,7 @@
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, RwLock};
 
+use crate::admission::Admission;
 use crate::audit::AuditSink;
 use crate::auth::KeyCache;
 use crate::fleet::{FleetView, SimManager};
@@ -19,6 +20,10 @@ pub struct AppState {
     pub store: pyxis_store::Store,
     /// SHA-256 of the admin key, when one is configured.
     pub admin_key_hash: Option<String>,
+    /// Per-tenant quotas (in memory, or shared by replicas through Redis).
+    pub quotas: pyxis_quota::Quotas,
+    /// The fair queues in front of each model's endpoints.
+    pub admission: Admission,
 }
 
 impl AppState {
@@ -29,7 +34,10 @@ impl AppState {
         audit: AuditSink,
         sims: SimManager,
         admin_key: Option<&str>,
+        quotas: pyxis_quota::Quotas,
     ) -> Self {
+        let admission = Admission::default();
+        admission.sync(&view);
         AppState {
             view: RwLock::new(Arc::new(view)),
             keys: KeyCache::new(store.clone()),
@@ -39,6 +47,8 @@ impl AppState {
             rotation: AtomicUsize::new(0),
             store,
             admin_key_hash: admin_key.map(pyxis_store::hash_key),
+            quotas,
+            admission,
         }
     }
 
@@ -52,6 +62,7 @@ impl AppState {
     }
 
     pub fn swap_view(&self, view: FleetView) {
+        self.admission.sync(&view);
         let new = Arc::new(view);
         match self.view.write() {
             Ok(mut g) => *g = new,

@@ -122,7 +122,11 @@ impl OpenAiError {
         ErrorBody {
             error: ErrorDetail {
                 message: self.message.clone(),
-                r#type: self.kind.type_str().to_string(),
+                // OpenAI reports an exhausted budget with its own type, not `rate_limit_error`.
+                r#type: match self.code.as_deref() {
+                    Some("insufficient_quota") => "insufficient_quota".to_string(),
+                    _ => self.kind.type_str().to_string(),
+                },
                 param: self.param.clone(),
                 code: self.code.clone(),
             },
