@@ -1,5 +1,6 @@
 //! The `pyxis` binary: parses the command line and hands each subcommand to its crate.
 
+mod inspect;
 mod output;
 
 use std::net::SocketAddr;
@@ -68,6 +69,9 @@ enum Command {
         #[arg(long, default_value = "table")]
         output: Output,
     },
+    /// What an endpoint (URL: runtime kind, version, models, health, load) or a model (folder or
+    /// GGUF file: size, precision, memory, accelerator fit) is.
+    Inspect(inspect::InspectArgs),
     /// Benchmark any OpenAI-compatible endpoint: throughput, TTFT, ITL, end-to-end latency, goodput.
     Bench(Box<pyxis_bench::cli::BenchArgs>),
     /// The engine simulator: one engine, a fleet, or a virtual-time run.
@@ -292,6 +296,10 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 .usage(&by, since_ms, i64::MAX, tenant.as_deref(), &dedicated)
                 .await?;
             print_usage(&rows, &by, output);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Inspect(args) => {
+            inspect::run(args).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(args) => {

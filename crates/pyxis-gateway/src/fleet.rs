@@ -40,6 +40,8 @@ pub struct Endpoint {
     pub runtime_version: RwLock<Option<String>>,
     /// Token throughput per busy second, for the cost model.
     pub meter: Mutex<ThroughputMeter>,
+    /// The runtime's last load sample (queue, batch, KV use, tokens/s) from its metrics.
+    pub load: Mutex<Option<pyxis_adapters::LoadSample>>,
 }
 
 /// Window over which endpoint throughput is measured for cost attribution.
@@ -72,6 +74,16 @@ impl Endpoint {
 
     pub fn version(&self) -> Option<String> {
         self.runtime_version.read().ok().and_then(|v| v.clone())
+    }
+
+    pub fn load_sample(&self) -> Option<pyxis_adapters::LoadSample> {
+        self.load.lock().ok().and_then(|l| l.clone())
+    }
+
+    pub fn set_load(&self, sample: pyxis_adapters::LoadSample) {
+        if let Ok(mut l) = self.load.lock() {
+            *l = Some(sample);
+        }
     }
 }
 
@@ -290,8 +302,18 @@ impl SimManager {
                     healthy: AtomicBool::new(true),
                     runtime_version: RwLock::new(None),
                     meter: Mutex::new(ThroughputMeter::new(COST_WINDOW_S)),
+                    load: Mutex::new(None),
                 };
                 if let Some(sim) = &spec.simulated {
+                    let surface = match spec.kind {
+                        RuntimeKind::Tgi => pyxis_sim::Surface::Tgi,
+                        RuntimeKind::Ollama => pyxis_sim::Surface::Ollama,
+                        RuntimeKind::Triton => anyhow::bail!(
+                            "Runtime \"{rt_name}\": the simulator has no Triton surface; simulate it as kind vllm, tgi or ollama"
+                        ),
+                        // Every other kind is served through its OpenAI-compatible surface.
+                        _ => pyxis_sim::Surface::Vllm,
+                    };
                     let profile = sim_profile(&name, m.spec.parameters);
                     let served = m.spec.served_name.clone().unwrap_or_else(|| name.clone());
                     for replica in 0..sim.replicas {
@@ -301,8 +323,8 @@ impl SimManager {
                             replica,
                             model: name.clone(),
                             shape: format!(
-                                "{}|{}|{}|{}|{}",
-                                spec.accelerator.r#type, profile, served, sim.speedup, seed
+                                "{}|{}|{}|{}|{}|{:?}",
+                                spec.accelerator.r#type, profile, served, sim.speedup, seed, surface
                             ),
                         };
                         if !engines.contains_key(&key) {
@@ -314,6 +336,7 @@ impl SimManager {
                             es.served_model_names = vec![served.clone()];
                             es.seed = seed;
                             es.speedup = sim.speedup;
+                            es.surface = surface;
                             let addr: SocketAddr = ([127, 0, 0, 1], 0).into();
                             let handle = pyxis_sim::spawn(es, addr).await?;
                             tracing::info!(runtime = %rt_name, model = %name, hardware = %spec.accelerator.r#type, url = %handle.url(), "started simulated engine");

@@ -1,10 +1,13 @@
-//! Active health checks: every endpoint's health route, polled on a period.
+//! Active health checks and load scraping: every endpoint's health route (per runtime kind, from
+//! its adapter), its identity (version, models) once healthy, and its load signal from the
+//! runtime's Prometheus metrics, on a period. Kinds without metrics get no sample; routing then
+//! falls back to Pyxis's own in-flight count.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use pyxis_resources::RuntimeKind;
+use pyxis_adapters::probe::{fetch_identity, fetch_load};
 
 use crate::fleet::Endpoint;
 use crate::state::AppState;
@@ -12,19 +15,10 @@ use crate::state::AppState;
 pub const PERIOD: Duration = Duration::from_secs(2);
 const TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The liveness route of each runtime kind (facts: shared/reference/runtimes.md §0).
-fn health_path(kind: RuntimeKind) -> &'static str {
-    match kind {
-        RuntimeKind::Triton => "/v2/health/ready",
-        RuntimeKind::Ollama => "/api/version",
-        RuntimeKind::Openai => "/v1/models",
-        _ => "/health",
-    }
-}
-
 pub async fn check(client: &reqwest::Client, ep: &Endpoint) -> bool {
+    let adapter = pyxis_adapters::adapter(ep.kind);
     let mut rb = client
-        .get(format!("{}{}", ep.url, health_path(ep.kind)))
+        .get(format!("{}{}", ep.url, adapter.health_path()))
         .timeout(TIMEOUT);
     if let Some(k) = &ep.api_key {
         rb = rb.bearer_auth(k);
@@ -32,21 +26,36 @@ pub async fn check(client: &reqwest::Client, ep: &Endpoint) -> bool {
     matches!(rb.send().await, Ok(r) if r.status().is_success())
 }
 
-/// Reads the runtime's version where its kind has a version route (facts: runtimes.md §0).
-async fn fetch_version(client: &reqwest::Client, ep: &Endpoint) -> Option<String> {
-    let path = match ep.kind {
-        RuntimeKind::Vllm | RuntimeKind::TensorrtLlm => "/version",
-        RuntimeKind::Ollama => "/api/version",
-        RuntimeKind::Tgi => "/info",
-        RuntimeKind::Triton => "/v2",
-        _ => return None,
-    };
-    let mut rb = client.get(format!("{}{path}", ep.url)).timeout(TIMEOUT);
-    if let Some(k) = &ep.api_key {
-        rb = rb.bearer_auth(k);
+/// Health, then (once) the runtime's identity, then its load signal.
+pub async fn check_endpoint(client: &reqwest::Client, ep: &Endpoint) {
+    let ok = check(client, ep).await;
+    let adapter = pyxis_adapters::adapter(ep.kind);
+    if ok && ep.version().is_none() {
+        let id = tokio::time::timeout(TIMEOUT, fetch_identity(client, &ep.url, adapter, ep.api_key.as_deref()))
+            .await
+            .unwrap_or_default();
+        if let Some(v) = id.version
+            && let Ok(mut slot) = ep.runtime_version.write()
+        {
+            *slot = Some(v);
+        }
     }
-    let v: serde_json::Value = rb.send().await.ok()?.json().await.ok()?;
-    v.get("version").and_then(|v| v.as_str()).map(str::to_string)
+    if ok {
+        let now = crate::call::now_ms().max(0) as u64;
+        let prev = ep.load_sample();
+        let scrape = fetch_load(client, &ep.url, adapter, ep.api_key.as_deref(), prev.as_ref(), now);
+        if let Ok(Some(sample)) = tokio::time::timeout(TIMEOUT, scrape).await {
+            ep.set_load(sample);
+        }
+    }
+    let was = ep.healthy.swap(ok, Ordering::Relaxed);
+    if was != ok {
+        if ok {
+            tracing::info!(endpoint = %ep.url, runtime = %ep.runtime, "endpoint healthy");
+        } else {
+            tracing::warn!(endpoint = %ep.url, runtime = %ep.runtime, "endpoint unhealthy");
+        }
+    }
 }
 
 pub async fn check_all(st: &AppState) {
@@ -54,24 +63,7 @@ pub async fn check_all(st: &AppState) {
     let checks = view.endpoints.iter().map(|ep| {
         let ep: Arc<Endpoint> = ep.clone();
         let client = st.client.clone();
-        async move {
-            let ok = check(&client, &ep).await;
-            if ok
-                && ep.version().is_none()
-                && let Some(v) = fetch_version(&client, &ep).await
-                && let Ok(mut slot) = ep.runtime_version.write()
-            {
-                *slot = Some(v);
-            }
-            let was = ep.healthy.swap(ok, Ordering::Relaxed);
-            if was != ok {
-                if ok {
-                    tracing::info!(endpoint = %ep.url, runtime = %ep.runtime, "endpoint healthy");
-                } else {
-                    tracing::warn!(endpoint = %ep.url, runtime = %ep.runtime, "endpoint unhealthy");
-                }
-            }
-        }
+        async move { check_endpoint(&client, &ep).await }
     });
     futures::future::join_all(checks).await;
 }

@@ -9,7 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use pyxis_protocol::error::parse_upstream_error;
+use pyxis_adapters::{Adapter, Ctx, Dialect, UpstreamFailure, UpstreamRequest};
 use pyxis_protocol::{ErrorKind, InferenceRequest, OpenAiError, RequestKind, Usage};
 use pyxis_quota::QuotaLimits;
 use pyxis_router::Candidate;
@@ -18,7 +18,7 @@ use crate::admission::{DEFAULT_MAX_OUTPUT, DEFAULT_QUEUE_TIMEOUT};
 use crate::call::Call;
 use crate::error::ApiError;
 use crate::fleet::{Endpoint, FleetView, InFlight, ModelEntry};
-use crate::relay::relay_stream;
+use crate::relay::{Decoder, relay_stream};
 use crate::state::AppState;
 
 /// Attempts per request: a connect failure or an overloaded runtime is retried on another endpoint.
@@ -67,6 +67,21 @@ pub async fn handle(
         return fail(&mut call, OpenAiError::model_not_found(&req.model));
     };
     call.resolve(model);
+    let wants_embeddings = kind == RequestKind::Embeddings;
+    if wants_embeddings != model.embedding {
+        let msg = if model.embedding {
+            format!(
+                "The model `{}` is an embedding model: call /v1/embeddings with it.",
+                model.name
+            )
+        } else {
+            format!(
+                "The model `{}` does not produce embeddings: call /v1/chat/completions or /v1/completions, or pick an embedding model (GET /v1/models).",
+                model.name
+            )
+        };
+        return fail(&mut call, OpenAiError::invalid(msg).with_param("model"));
+    }
     if view.audit_content(&principal.tenant) {
         let prompt = req.body.get("messages").or_else(|| req.body.get("prompt"));
         call.keep_content(prompt.map(|p| p.to_string()).unwrap_or_default());
@@ -74,32 +89,64 @@ pub async fn handle(
     if let Err(resp) = admit(&st, &mut call, &view, model, &req).await {
         return resp;
     }
-    let upstream_body = Bytes::from(req.upstream_body(&model.served_name));
-
     let mut tried: Vec<&Arc<Endpoint>> = Vec::new();
     let mut last_err: Option<OpenAiError> = None;
     for _ in 0..MAX_ATTEMPTS {
         let Some(ep) = choose(&st, model, &tried) else { break };
         tried.push(ep);
+        let adapter = pyxis_adapters::adapter(ep.kind);
+        // Built per attempt: the endpoints of one model may be runtimes of different kinds.
+        let up = match adapter.build(&req, &model.served_name) {
+            Ok(up) => up,
+            Err(e) => {
+                // This kind cannot take this request (e.g. a parameter its native API lacks): another may.
+                last_err = Some(e);
+                continue;
+            }
+        };
         call.bind(InFlight::new(ep.clone()));
-        match send(&st, ep, kind, &request_id, upstream_body.clone()).await {
+        match send(&st, ep, &up, &request_id).await {
             Ok(resp) if resp.status().is_success() => {
-                return if req.stream {
-                    stream_response(resp, call, &req, model, ep)
-                } else {
-                    whole_response(resp, call, model, ep).await
+                let ctx = Ctx {
+                    public_model: &model.name,
+                    id: &request_id,
+                    created: (crate::call::now_ms().max(0) / 1000) as u64,
+                };
+                return match (up.dialect, req.stream) {
+                    (Dialect::OpenAi(_), true) => stream_response(resp, Decoder::sse(), call, &req, model, ep),
+                    (Dialect::OpenAi(_), false) => whole_response(resp, call, model, ep).await,
+                    (dialect, true) => {
+                        let decoder = Decoder::native(adapter.stream_translator(dialect, &ctx));
+                        stream_response(resp, decoder, call, &req, model, ep)
+                    }
+                    (dialect, false) => native_whole(resp, adapter, dialect, &ctx, call, ep).await,
                 };
             }
             Ok(resp) => {
                 let status = resp.status().as_u16();
-                let err = upstream_error(resp).await;
-                // Overload is the runtime's state, not the request's fault: another endpoint may take it.
-                if matches!(status, 429 | 503) {
-                    last_err = Some(err);
-                    call.unbind();
-                    continue;
+                let bytes = resp.bytes().await.unwrap_or_default();
+                match adapter.classify_error(status, &bytes) {
+                    // The runtime's state, not the request's fault: another endpoint may take it.
+                    UpstreamFailure::Overloaded {
+                        error, endpoint_down, ..
+                    } => {
+                        if endpoint_down {
+                            ep.healthy.store(false, Ordering::Relaxed);
+                        }
+                        last_err = Some(error);
+                        call.unbind();
+                    }
+                    UpstreamFailure::Server {
+                        error,
+                        retry_elsewhere: true,
+                    } => {
+                        last_err = Some(error);
+                        call.unbind();
+                    }
+                    UpstreamFailure::Server { error, .. } | UpstreamFailure::Client(error) => {
+                        return fail_with_endpoint(&mut call, error, ep);
+                    }
                 }
-                return fail_with_endpoint(&mut call, err, ep);
             }
             Err(e) => {
                 if e.is_connect() {
@@ -151,7 +198,11 @@ async fn admit(
     let policy = view.tenants.get(&tenant);
     let prompt = u32::try_from(req.estimated_prompt_tokens()).unwrap_or(u32::MAX);
     let room = model.context_length.saturating_sub(prompt).max(1);
-    let max_output = req.max_tokens.unwrap_or(DEFAULT_MAX_OUTPUT).min(room);
+    let max_output = if req.kind == RequestKind::Embeddings {
+        0
+    } else {
+        req.max_tokens.unwrap_or(DEFAULT_MAX_OUTPUT).min(room)
+    };
     if let Some(q) = policy.and_then(|p| p.quotas.as_ref()) {
         let limits = quota_limits(q);
         let now = crate::call::now_ms().max(0) as u64;
@@ -236,40 +287,22 @@ fn choose<'a>(st: &AppState, model: &'a ModelEntry, tried: &[&Arc<Endpoint>]) ->
 async fn send(
     st: &AppState,
     ep: &Endpoint,
-    kind: RequestKind,
+    up: &UpstreamRequest,
     request_id: &str,
-    body: Bytes,
 ) -> reqwest::Result<reqwest::Response> {
     let mut rb = st
         .client
-        .post(format!("{}{}", ep.url, kind.path()))
+        .post(format!("{}{}", ep.url, up.path))
         .header(header::CONTENT_TYPE, "application/json")
         .header("x-request-id", request_id)
-        .body(body);
+        .body(up.body.clone());
+    for (k, v) in &up.headers {
+        rb = rb.header(*k, *v);
+    }
     if let Some(key) = &ep.api_key {
         rb = rb.bearer_auth(key);
     }
     rb.send().await
-}
-
-async fn upstream_error(resp: reqwest::Response) -> OpenAiError {
-    let status = resp.status().as_u16();
-    let bytes = resp.bytes().await.unwrap_or_default();
-    let kind = ErrorKind::from_status(status);
-    match parse_upstream_error(&bytes) {
-        Some((message, _type, param)) => {
-            let mut e = OpenAiError::new(kind, message);
-            e.param = param;
-            e
-        }
-        None => OpenAiError::new(
-            kind,
-            format!(
-                "The runtime answered {status}: {}",
-                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
-            ),
-        ),
-    }
 }
 
 fn fail(call: &mut Call, err: OpenAiError) -> Response {
@@ -351,15 +384,64 @@ async fn whole_response(resp: reqwest::Response, mut call: Call, model: &ModelEn
     r
 }
 
+/// A native runtime's whole reply, translated into OpenAI's object by its adapter.
+async fn native_whole(
+    resp: reqwest::Response,
+    adapter: &'static dyn Adapter,
+    dialect: Dialect,
+    ctx: &Ctx<'_>,
+    mut call: Call,
+    ep: &Endpoint,
+) -> Response {
+    let headers = resp.headers().clone();
+    let bytes = match resp.bytes().await {
+        Ok(b) => b,
+        Err(e) => {
+            let err = OpenAiError::new(
+                ErrorKind::BadGateway,
+                format!("The runtime at {} broke the connection mid-response: {e}", ep.url),
+            );
+            return fail_with_endpoint(&mut call, err, ep);
+        }
+    };
+    let whole = match adapter.translate_whole(dialect, &headers, &bytes, ctx) {
+        Ok(w) => w,
+        Err(e) => return fail_with_endpoint(&mut call, e, ep),
+    };
+    if let Some(u) = &whole.usage {
+        call.set_usage(u);
+    }
+    if call.keeps_content()
+        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&whole.body)
+    {
+        let choice = &value["choices"][0];
+        let text = choice["message"]["content"]
+            .as_str()
+            .or_else(|| choice["text"].as_str());
+        call.push_content(text.unwrap_or_default());
+    }
+    call.finish(200, None);
+    let mut r = (StatusCode::OK, whole.body).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Ok(v) = HeaderValue::from_str(&ep.url) {
+        h.insert("x-pyxis-endpoint", v);
+    }
+    r
+}
+
 fn stream_response(
     resp: reqwest::Response,
+    decoder: Decoder,
     call: Call,
     req: &InferenceRequest,
     model: &ModelEntry,
     ep: &Endpoint,
 ) -> Response {
     let rename = (model.served_name != model.name).then(|| model.name.clone());
-    let body = relay_stream(resp, call, req.include_usage, rename, ep.url.clone());
+    // Native translators already write the public model name.
+    let rename = rename.filter(|_| matches!(decoder, Decoder::Sse(..)));
+    let body = relay_stream(resp, decoder, call, req.include_usage, rename, ep.url.clone());
     let mut r = Response::new(Body::from_stream(body));
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));

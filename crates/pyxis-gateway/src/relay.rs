@@ -1,10 +1,13 @@
-//! Relays a runtime's SSE stream to the client event by event as it arrives, accounting usage on
-//! the way. A stream that ends without `[DONE]` is closed with an error event, never silently.
+//! Relays a runtime's stream to the client event by event as it arrives, accounting usage on the
+//! way. OpenAI-surface streams are SSE, re-framed and passed through; native streams (TGI, Triton,
+//! Ollama NDJSON, llama.cpp) go through their adapter's translator into OpenAI chunks first. A
+//! stream that ends without `[DONE]` is closed with an error event, never silently.
 
 use std::pin::Pin;
 
 use axum::body::Bytes;
 use futures::{Stream, StreamExt};
+use pyxis_adapters::{StreamEvent, StreamTranslator};
 use pyxis_protocol::sse::encode_data;
 use pyxis_protocol::{SseEvent, SseFramer, Usage};
 
@@ -12,10 +15,27 @@ use crate::call::Call;
 
 type Upstream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
+/// How upstream bytes become OpenAI events.
+pub enum Decoder {
+    /// OpenAI SSE: re-framed, passed through.
+    Sse(SseFramer, Vec<SseEvent>),
+    /// A native stream, translated by its runtime's adapter.
+    Native(Box<dyn StreamTranslator>, Vec<StreamEvent>),
+}
+
+impl Decoder {
+    pub fn sse() -> Self {
+        Decoder::Sse(SseFramer::new(), Vec::with_capacity(4))
+    }
+
+    pub fn native(t: Box<dyn StreamTranslator>) -> Self {
+        Decoder::Native(t, Vec::with_capacity(4))
+    }
+}
+
 struct Relay {
     upstream: Upstream,
-    framer: SseFramer,
-    events: Vec<SseEvent>,
+    decoder: Decoder,
     call: Call,
     client_wants_usage: bool,
     rename: Option<String>,
@@ -26,6 +46,7 @@ struct Relay {
 
 pub fn relay_stream(
     resp: reqwest::Response,
+    decoder: Decoder,
     call: Call,
     client_wants_usage: bool,
     rename: Option<String>,
@@ -33,8 +54,7 @@ pub fn relay_stream(
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     let relay = Relay {
         upstream: Box::pin(resp.bytes_stream()),
-        framer: SseFramer::new(),
-        events: Vec::with_capacity(4),
+        decoder,
         call,
         client_wants_usage,
         rename,
@@ -59,8 +79,14 @@ pub fn relay_stream(
                     return Some((Ok(r.broken(msg)), r));
                 }
                 None => {
+                    let out = r.end_of_body();
+                    if r.done {
+                        return Some((Ok(Bytes::from(out)), r));
+                    }
                     let msg = format!("The runtime at {} ended the stream without finishing it", r.endpoint);
-                    return Some((Ok(r.broken(msg)), r));
+                    let mut out = out;
+                    out.extend_from_slice(&r.broken(msg));
+                    return Some((Ok(Bytes::from(out)), r));
                 }
             }
         }
@@ -70,26 +96,78 @@ pub fn relay_stream(
 impl Relay {
     fn process(&mut self, chunk: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        self.framer.push(chunk, &mut self.events);
-        let events = std::mem::take(&mut self.events);
-        for ev in &events {
-            if self.done {
-                break;
+        match &mut self.decoder {
+            Decoder::Sse(framer, events) => {
+                framer.push(chunk, events);
+                let evs = std::mem::take(events);
+                for ev in &evs {
+                    if self.done {
+                        break;
+                    }
+                    if ev.is_done() {
+                        encode_data(b"[DONE]", &mut out);
+                        self.finish(200, None);
+                        break;
+                    }
+                    self.event(&ev.data, &mut out);
+                }
+                if let Decoder::Sse(_, events) = &mut self.decoder {
+                    *events = evs;
+                    events.clear();
+                }
             }
-            if ev.is_done() {
-                encode_data(b"[DONE]", &mut out);
-                self.finish(200, None);
-                break;
+            Decoder::Native(t, events) => {
+                t.feed_into(chunk, events);
+                let evs = std::mem::take(events);
+                self.native_events(&evs, &mut out);
+                if let Decoder::Native(_, events) = &mut self.decoder {
+                    *events = evs;
+                    events.clear();
+                }
             }
-            self.event(ev, &mut out);
         }
-        self.events = events;
-        self.events.clear();
         out
     }
 
-    fn event(&mut self, ev: &SseEvent, out: &mut Vec<u8>) {
-        let data = ev.data.as_str();
+    /// The upstream body ended cleanly: a native translator may still hold the last events (or know
+    /// the stream was cut short).
+    fn end_of_body(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if self.done {
+            return out;
+        }
+        if let Decoder::Native(t, _) = &mut self.decoder {
+            match t.finish() {
+                Ok(evs) => self.native_events(&evs, &mut out),
+                Err(e) => {
+                    encode_data(e.to_json().as_bytes(), &mut out);
+                    self.finish(200, Some("upstream_stream_broken"));
+                }
+            }
+        }
+        out
+    }
+
+    fn native_events(&mut self, evs: &[StreamEvent], out: &mut Vec<u8>) {
+        for ev in evs {
+            if self.done {
+                break;
+            }
+            match ev {
+                StreamEvent::Data(d) => self.event(d, out),
+                StreamEvent::Done => {
+                    encode_data(b"[DONE]", out);
+                    self.finish(200, None);
+                }
+                StreamEvent::Error(e) => {
+                    encode_data(e.to_json().as_bytes(), out);
+                    self.finish(200, Some("upstream_stream_error"));
+                }
+            }
+        }
+    }
+
+    fn event(&mut self, data: &str, out: &mut Vec<u8>) {
         // Fast path: nothing to read or rewrite in this event.
         let keep = self.call.keeps_content();
         if !keep && self.rename.is_none() && !data.contains("\"usage\"") && !data.contains("\"error\"") {

@@ -27,6 +27,7 @@ pub fn router(st: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/v1/completions", post(completions))
+        .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
         .route("/admin/v1/audit", get(crate::admin::audit))
         .route("/admin/v1/usage", get(crate::admin::usage))
@@ -67,6 +68,15 @@ async fn chat(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     proxy::handle(st, rid.0, headers, body, RequestKind::Chat).await
+}
+
+async fn embeddings(
+    State(st): State<Arc<AppState>>,
+    Extension(rid): Extension<RequestId>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    proxy::handle(st, rid.0, headers, body, RequestKind::Embeddings).await
 }
 
 async fn completions(

@@ -1,4 +1,4 @@
-//! Parsing and validation of `/v1/chat/completions` and `/v1/completions` bodies.
+//! Parsing and validation of `/v1/chat/completions`, `/v1/completions` and `/v1/embeddings` bodies.
 //!
 //! The body is parsed once into a JSON map; the fields the gateway needs are checked and pulled
 //! out with errors that name the parameter, and everything else is kept verbatim so unknown
@@ -13,6 +13,7 @@ use crate::error::OpenAiError;
 pub enum RequestKind {
     Chat,
     Completion,
+    Embeddings,
 }
 
 impl RequestKind {
@@ -20,6 +21,7 @@ impl RequestKind {
         match self {
             RequestKind::Chat => "/v1/chat/completions",
             RequestKind::Completion => "/v1/completions",
+            RequestKind::Embeddings => "/v1/embeddings",
         }
     }
 }
@@ -202,6 +204,75 @@ fn check_prompt(body: &Map<String, Value>) -> Result<usize, OpenAiError> {
     }
 }
 
+/// Most inputs OpenAI accepts in one embeddings request.
+const MAX_EMBEDDING_INPUTS: usize = 2048;
+
+/// Validates `input` (a string, an array of strings, an array of token ids, or an array of token
+/// arrays), `encoding_format` and `dimensions`; returns the characters of text for the estimate.
+fn check_input(body: &Map<String, Value>) -> Result<usize, OpenAiError> {
+    let expected = "a string, an array of strings, an array of integers, or an array of integer arrays";
+    let chars = match body.get("input") {
+        None | Some(Value::Null) => return Err(missing("input")),
+        Some(Value::String(s)) if s.is_empty() => {
+            return Err(invalid_value("input", "Invalid 'input': empty string.".into()));
+        }
+        Some(Value::String(s)) => s.len(),
+        Some(Value::Array(items)) => {
+            if items.is_empty() {
+                return Err(invalid_value(
+                    "input",
+                    "Invalid 'input': empty array. Expected an array with minimum length 1, but got an empty array instead."
+                        .into(),
+                ));
+            }
+            if items.len() > MAX_EMBEDDING_INPUTS {
+                return Err(invalid_value(
+                    "input",
+                    format!(
+                        "Invalid 'input': array too long. Expected an array with maximum length {MAX_EMBEDDING_INPUTS}, but got an array with length {} instead.",
+                        items.len()
+                    ),
+                ));
+            }
+            // The first item decides which of the three array forms this is; the rest must match.
+            let mut chars = 0;
+            for (i, it) in items.iter().enumerate() {
+                let p = format!("input[{i}]");
+                match (&items[0], it) {
+                    (Value::String(_), Value::String(s)) if s.is_empty() => {
+                        return Err(invalid_value(&p, format!("Invalid '{p}': empty string.")));
+                    }
+                    (Value::String(_), Value::String(s)) => chars += s.len(),
+                    (Value::String(_), v) => return Err(wrong_type(&p, "a string", v)),
+                    (Value::Number(_), Value::Number(n)) if n.is_u64() => chars += 4,
+                    (Value::Number(_), v) => return Err(wrong_type(&p, "a non-negative integer", v)),
+                    (Value::Array(_), Value::Array(toks)) if toks.is_empty() => {
+                        return Err(invalid_value(&p, format!("Invalid '{p}': empty array.")));
+                    }
+                    (Value::Array(_), Value::Array(toks)) if toks.iter().all(Value::is_u64) => chars += 4 * toks.len(),
+                    (Value::Array(_), v) => return Err(wrong_type(&p, "an array of non-negative integers", v)),
+                    (v, _) => return Err(wrong_type(&p, expected, v)),
+                }
+            }
+            chars
+        }
+        Some(v) => return Err(wrong_type("input", expected, v)),
+    };
+    match body.get("encoding_format") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(f)) if f == "float" || f == "base64" => {}
+        Some(Value::String(f)) => {
+            return Err(invalid_value(
+                "encoding_format",
+                format!("Invalid value for 'encoding_format': '{f}'. Supported values are: 'float' and 'base64'."),
+            ));
+        }
+        Some(v) => return Err(wrong_type("encoding_format", "a string", v)),
+    }
+    opt_positive_int(body, "dimensions")?;
+    Ok(chars)
+}
+
 impl InferenceRequest {
     /// Parses and validates a request body for the given route.
     pub fn parse(kind: RequestKind, bytes: &[u8]) -> Result<InferenceRequest, OpenAiError> {
@@ -229,6 +300,19 @@ impl InferenceRequest {
         let prompt_chars = match kind {
             RequestKind::Chat => check_messages(&body)?,
             RequestKind::Completion => check_prompt(&body)?,
+            RequestKind::Embeddings => {
+                // Embeddings take no sampling or streaming parameters: only the input and its format.
+                let chars = check_input(&body)?;
+                return Ok(InferenceRequest {
+                    kind,
+                    model,
+                    stream: false,
+                    include_usage: false,
+                    max_tokens: None,
+                    prompt_chars: chars,
+                    body,
+                });
+            }
         };
         let stream = opt_bool(&body, "stream")?.unwrap_or(false);
         let include_usage = match body.get("stream_options") {
@@ -391,6 +475,72 @@ mod tests {
             e.message,
             "The request body must be a JSON object, but got an array instead."
         );
+    }
+
+    #[test]
+    fn embeddings_inputs() {
+        let p = |s: &str| InferenceRequest::parse(RequestKind::Embeddings, s.as_bytes());
+        let r =
+            p(r#"{"model":"e","input":"abcd","encoding_format":"base64","dimensions":8,"stream":"ignored"}"#).unwrap();
+        assert_eq!((r.kind, r.prompt_chars, r.stream), (RequestKind::Embeddings, 4, false));
+        assert_eq!(RequestKind::Embeddings.path(), "/v1/embeddings");
+        assert_eq!(p(r#"{"model":"e","input":["ab","cd"]}"#).unwrap().prompt_chars, 4);
+        assert_eq!(p(r#"{"model":"e","input":[1,2]}"#).unwrap().prompt_chars, 8);
+        assert_eq!(p(r#"{"model":"e","input":[[1,2],[3]]}"#).unwrap().prompt_chars, 12);
+        let up: Value = serde_json::from_slice(&p(r#"{"model":"e","input":"x"}"#).unwrap().upstream_body("s")).unwrap();
+        assert_eq!(up, serde_json::json!({"model":"s","input":"x"}));
+        let cases = [
+            (r#"{"model":"e"}"#, "input", "Missing required parameter: 'input'."),
+            (r#"{"model":"e","input":""}"#, "input", "Invalid 'input': empty string."),
+            (
+                r#"{"model":"e","input":[]}"#,
+                "input",
+                "Invalid 'input': empty array. Expected an array with minimum length 1, but got an empty array instead.",
+            ),
+            (
+                r#"{"model":"e","input":{"a":1}}"#,
+                "input",
+                "Invalid type for 'input': expected a string, an array of strings, an array of integers, or an array of integer arrays, but got an object instead.",
+            ),
+            (
+                r#"{"model":"e","input":["a",2]}"#,
+                "input[1]",
+                "Invalid type for 'input[1]': expected a string, but got an integer instead.",
+            ),
+            (
+                r#"{"model":"e","input":["a",""]}"#,
+                "input[1]",
+                "Invalid 'input[1]': empty string.",
+            ),
+            (
+                r#"{"model":"e","input":[1,-2]}"#,
+                "input[1]",
+                "Invalid type for 'input[1]': expected a non-negative integer, but got an integer instead.",
+            ),
+            (
+                r#"{"model":"e","input":[[1],["x"]]}"#,
+                "input[1]",
+                "Invalid type for 'input[1]': expected an array of non-negative integers, but got an array instead.",
+            ),
+            (
+                r#"{"model":"e","input":"x","encoding_format":"hex"}"#,
+                "encoding_format",
+                "Invalid value for 'encoding_format': 'hex'. Supported values are: 'float' and 'base64'.",
+            ),
+            (
+                r#"{"model":"e","input":"x","dimensions":0}"#,
+                "dimensions",
+                "Invalid 'dimensions': integer below minimum value. Expected a value >= 1, but got 0 instead.",
+            ),
+        ];
+        for (body, param, msg) in cases {
+            let e = p(body).unwrap_err();
+            assert_eq!(e.status(), 400, "{body}");
+            assert_eq!(e.param.as_deref(), Some(param), "{body}");
+            assert_eq!(e.message, msg, "{body}");
+        }
+        let many = format!(r#"{{"model":"e","input":[{}]}}"#, vec!["\"a\""; 2049].join(","));
+        assert_eq!(p(&many).unwrap_err().param.as_deref(), Some("input"));
     }
 
     #[test]

@@ -51,7 +51,8 @@ impl RedisBackend {
             }
             Ok::<_, RedisError>(RedisBackend {
                 conn,
-                prefix: prefix.to_string(),
+                // "pyxis:quota" and "pyxis:quota:" name the same keys.
+                prefix: prefix.trim_end_matches(':').to_string(),
                 admit,
                 settle,
                 snapshot,
