@@ -69,6 +69,10 @@ enum Command {
         #[arg(long, default_value = "table")]
         output: Output,
     },
+    /// Print the CustomResourceDefinitions of the Pyxis resources (kubectl apply -f -).
+    Crd,
+    /// Run the Kubernetes operator: ModelDeployments into Deployments and Services, GPU quotas.
+    Operator(pyxis_operator::OperatorArgs),
     /// What an endpoint (URL: runtime kind, version, models, health, load) or a model (folder or
     /// GGUF file: size, precision, memory, accelerator fit) is.
     Inspect(inspect::InspectArgs),
@@ -105,6 +109,13 @@ struct ServeArgs {
     /// without it quotas are kept in this process.
     #[arg(long, env = "PYXIS_REDIS_URL")]
     redis_url: Option<String>,
+    /// Take the fleet from the Kubernetes API (Pyxis CRDs and the EndpointSlices of the operator's
+    /// Services) instead of a file, following changes.
+    #[arg(long, conflicts_with = "file")]
+    kubernetes: bool,
+    /// Namespace to watch in Kubernetes mode (default: the client's namespace).
+    #[arg(long, env = "PYXIS_NAMESPACE", requires = "kubernetes")]
+    namespace: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -298,6 +309,14 @@ async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             print_usage(&rows, &by, output);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Crd => {
+            print!("{}", pyxis_operator::crds_yaml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Operator(args) => {
+            pyxis_operator::run_operator(args).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Inspect(args) => {
             inspect::run(args).await?;
             Ok(ExitCode::SUCCESS)
@@ -393,7 +412,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     cfg.admin_key = std::env::var("PYXIS_ADMIN_KEY").ok().filter(|k| !k.is_empty());
     cfg.database_url = args.data.database_url.clone();
     cfg.redis_url = args.redis_url.clone();
-    let gw = Gateway::start(cfg).await?;
+    let mut fleets = None;
+    if args.kubernetes {
+        use futures::StreamExt;
+        let mut stream = Box::pin(pyxis_operator::kubernetes_fleet(args.namespace.clone()).await?);
+        let first = tokio::time::timeout(std::time::Duration::from_secs(60), stream.next())
+            .await
+            .map_err(|_| anyhow::anyhow!("no fleet from the Kubernetes API within 60 s: check the RBAC of the gateway's service account and that the Pyxis CRDs are installed (pyxis crd | kubectl apply -f -)"))?
+            .ok_or_else(|| anyhow::anyhow!("the Kubernetes watch ended before producing a fleet"))?;
+        cfg.fleet = Some(first);
+        fleets = Some(stream);
+    }
+    let mut gw = Gateway::start(cfg).await?;
+    if let Some(stream) = fleets {
+        gw.follow_fleets(stream);
+    }
     let view = gw.state.view();
     let models: Vec<&str> = view.models.keys().map(String::as_str).collect();
     let url = gw.url();

@@ -38,8 +38,10 @@ pub const DEFAULT_TENANT: &str = "default";
 pub struct ServeConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
-    /// The fleet file; `None` serves the embedded demo fleet.
+    /// The fleet file; `None` serves `fleet`, or else the embedded demo fleet.
     pub fleet_file: Option<PathBuf>,
+    /// A fleet given directly (Kubernetes mode: the first one the watch produced).
+    pub fleet: Option<Fleet>,
     /// Key for the `default` tenant (from `PYXIS_DEMO_API_KEY`).
     pub demo_api_key: Option<String>,
     /// Bound on how long a finished call's audit record may wait before it is durable.
@@ -59,6 +61,7 @@ impl ServeConfig {
             listen,
             data_dir,
             fleet_file: None,
+            fleet: None,
             demo_api_key: None,
             audit_flush: Duration::from_millis(100),
             admin_key: None,
@@ -97,9 +100,10 @@ pub struct Gateway {
 impl Gateway {
     /// Loads the fleet, opens the store, starts simulated engines, binds the listener and serves.
     pub async fn start(cfg: ServeConfig) -> anyhow::Result<Gateway> {
-        let fleet = match &cfg.fleet_file {
-            Some(p) => Fleet::load_file(p).map_err(|e| anyhow::anyhow!("{e}"))?,
-            None => Fleet::demo(),
+        let fleet = match (&cfg.fleet_file, &cfg.fleet) {
+            (Some(p), _) => Fleet::load_file(p).map_err(|e| anyhow::anyhow!("{e}"))?,
+            (None, Some(f)) => f.clone(),
+            (None, None) => Fleet::demo(),
         };
         let store = match &cfg.database_url {
             Some(url) => Store::connect(url).await?,
@@ -199,6 +203,12 @@ impl Gateway {
             store,
             session,
         })
+    }
+
+    /// Swaps in every fleet `fleets` yields (Kubernetes mode), until it ends or the gateway stops.
+    pub fn follow_fleets(&mut self, fleets: impl futures::Stream<Item = Fleet> + Send + 'static) {
+        self.background
+            .push(tokio::spawn(reload::follow(self.state.clone(), fleets)));
     }
 
     /// Where this gateway's state lives (the SQLite file, or the PostgreSQL URL without password).

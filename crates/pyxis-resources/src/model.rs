@@ -27,8 +27,7 @@ pub struct ModelSpec {
     /// Longest context (prompt plus completion) in tokens; greater than 0.
     #[schemars(range(min = 1))]
     pub context_length: u32,
-    /// Names of the `Runtime` resources that serve this model; at least one.
-    #[schemars(length(min = 1))]
+    /// Names of the `Runtime` resources that serve this model; at least one unless a `ModelDeployment` serves it.
     pub runtimes: Vec<String>,
     #[serde(default)]
     pub precision: Precision,
