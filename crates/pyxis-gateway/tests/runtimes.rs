@@ -27,6 +27,11 @@ fn fleet(tgi_model_runtime: &str) -> String {
             "---\napiVersion: pyxis.dev/v1alpha1\nkind: Model\nmetadata: {{name: m-{kind}}}\nspec: {{version: \"1\", parameters: 1B, contextLength: 4096, runtimes: [{runtime}]}}\n"
         ));
     }
+    for kind in ["vllm", "ollama"] {
+        y.push_str(&format!(
+            "---\napiVersion: pyxis.dev/v1alpha1\nkind: Model\nmetadata: {{name: e-{kind}}}\nspec: {{servedName: nomic-embed-text, version: \"1\", parameters: 137M, contextLength: 2048, embedding: true, runtimes: [{kind}-pool]}}\n"
+        ));
+    }
     y
 }
 
@@ -118,6 +123,41 @@ async fn every_kind_looks_like_openai() {
             "{kind}: exactly one finish_reason: {chunks:?}"
         );
     }
+
+    // Embeddings through the OpenAI surface (vLLM) and Ollama's native /api/embed.
+    for kind in ["vllm", "ollama"] {
+        let model = format!("e-{kind}");
+        let r = post(
+            &c,
+            &gw,
+            "/v1/embeddings",
+            json!({"model": model, "input": ["hello world", "bye"]}),
+        )
+        .await;
+        assert_eq!(r.status(), 200, "{kind} embeddings");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["object"], "list", "{kind}: {v}");
+        assert_eq!(v["model"], model.as_str(), "{kind}: {v}");
+        let data = v["data"].as_array().unwrap();
+        assert_eq!(data.len(), 2, "{kind}");
+        assert_eq!(data[1]["index"], 1);
+        assert_eq!(
+            data[0]["embedding"].as_array().unwrap().len(),
+            768,
+            "{kind}: nomic dimension"
+        );
+        assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 0, "{kind}: {v}");
+    }
+    let r = post(&c, &gw, "/v1/embeddings", json!({"model": "m-vllm", "input": "x"})).await;
+    assert_eq!(r.status(), 400, "a chat model does not embed");
+    let r = post(
+        &c,
+        &gw,
+        "/v1/chat/completions",
+        json!({"model": "e-vllm", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 400, "an embedding model does not chat");
 
     // Version discovery per kind reaches the audit log's runtime version (health loop, 2 s period).
     tokio::time::sleep(Duration::from_millis(2500)).await;

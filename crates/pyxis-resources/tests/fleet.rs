@@ -128,7 +128,7 @@ fn demo_fleet_is_valid() {
     );
     assert_eq!(
         names(f.models.iter().map(|m| m.name()).collect()),
-        "llama-3-8b,qwen2.5-7b"
+        "llama-3-8b,qwen2.5-7b,nomic-embed-text"
     );
     for r in &f.runtimes {
         assert_eq!(r.spec.kind, RuntimeKind::Vllm);

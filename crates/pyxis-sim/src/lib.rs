@@ -11,6 +11,7 @@ use pyxis_sim_core::{EngineConfig, StopPolicy};
 use serde::{Deserialize, Serialize};
 
 pub mod cli;
+mod embed;
 mod error;
 mod faults;
 pub mod fleet;
@@ -21,6 +22,7 @@ mod runner;
 mod server;
 mod stream;
 mod tgi;
+mod vectors;
 mod vllm;
 
 pub use faults::FaultConfig;

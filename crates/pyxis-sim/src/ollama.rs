@@ -1,5 +1,5 @@
 //! Ollama's surface: `/api/chat` and `/api/generate` as NDJSON (streaming by default),
-//! `/api/tags`, `/api/show`, `/api/ps`, `/api/version`, `GET /`.
+//! `/api/tags`, `/api/show`, `/api/ps`, `/api/version`, `GET /` (`/api/embed` is in `embed.rs`).
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -102,7 +102,7 @@ fn details(s: &AppState) -> Value {
 }
 
 /// The engine's base model, matched with or without `:latest`.
-fn resolve(s: &AppState, model: &str) -> Result<(), ApiError> {
+pub(crate) fn resolve(s: &AppState, model: &str) -> Result<(), ApiError> {
     let base = model.strip_suffix(":latest").unwrap_or(model);
     if s.served.iter().any(|n| n == model || n == base) {
         return Ok(());
@@ -171,10 +171,20 @@ async fn show(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
             format!("{fam}.attention.head_count_kv"): s.model.kv_heads,
             format!("{fam}.vocab_size"): s.model.vocab,
         },
-        "capabilities": ["completion"],
+        "capabilities": capabilities(&s),
         "modified_at": rfc3339(SystemTime::now()),
     }))
     .into_response()
+}
+
+/// `["embedding"]` for a model named like one (nomic-embed-text, bge-*, ...), as Ollama reports
+/// embedding-only models; `["completion"]` otherwise.
+fn capabilities(s: &AppState) -> Value {
+    if s.served.iter().any(|n| crate::vectors::is_embedding_name(n)) {
+        json!(["embedding"])
+    } else {
+        json!(["completion"])
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

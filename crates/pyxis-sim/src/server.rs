@@ -271,6 +271,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         Surface::Ollama => crate::ollama::routes(),
     }
     .merge(crate::openai::routes())
+    .merge(crate::embed::routes(surface))
     .layer(axum::middleware::from_fn_with_state(state.clone(), fault_layer));
     Router::new()
         .merge(api)

@@ -116,8 +116,10 @@ async fn start(
             None,
         ));
     }
+    // An adapter id naming the served model means the base model, as in TGI; an unknown one is
+    // a 404.
     let lora = match p.adapter_id {
-        Some(a) => Some(s.resolve_model(&a)?.unwrap_or(a)),
+        Some(a) => s.resolve_model(&a)?,
         None => None,
     };
     let sub = submit(
