@@ -12,7 +12,7 @@ client = openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0)
 
 # Model list: the demo fleet's models.
 ids = sorted(m.id for m in client.models.list())
-assert ids == ["llama-3-8b", "qwen2.5-7b"], ids
+assert ids == ["llama-3-8b", "nomic-embed-text", "qwen2.5-7b"], ids
 
 # Chat, non-streaming.
 r = client.chat.completions.create(
@@ -64,5 +64,13 @@ try:
     raise SystemExit("negative max_tokens was accepted")
 except openai.BadRequestError as e:
     assert e.param == "max_tokens", e.param
+
+# Embeddings, floats and base64 (the SDK's default decodes base64 itself).
+e = client.embeddings.create(model="nomic-embed-text", input=["first text", "second text"])
+assert [d.index for d in e.data] == [0, 1], e
+assert len(e.data[0].embedding) == 768, len(e.data[0].embedding)
+assert e.usage.prompt_tokens > 0, e.usage
+f = client.embeddings.create(model="nomic-embed-text", input="first text", encoding_format="float")
+assert abs(f.data[0].embedding[0] - e.data[0].embedding[0]) < 1e-6
 
 print("openai SDK checks passed")

@@ -6,6 +6,7 @@ mod output;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use pyxis_gateway::{DefaultKey, Gateway, ServeConfig};
@@ -218,24 +219,27 @@ impl AuditFilter {
     }
 }
 
-fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PYXIS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+/// Logs (human or JSON, level from `PYXIS_LOG`, changeable while serving) and, when the standard
+/// `OTEL_EXPORTER_OTLP_*` variables are set, trace export over OTLP.
+fn init_telemetry(format: &str) -> anyhow::Result<Arc<pyxis_telemetry::TelemetryGuard>> {
+    let format = format.parse().map_err(|e| anyhow::anyhow!("--log-format: {e}"))?;
+    let level = std::env::var("PYXIS_LOG").unwrap_or_else(|_| "info".to_string());
+    let guard = pyxis_telemetry::init(pyxis_telemetry::LogConfig { format, level })
+        .map_err(|e| anyhow::anyhow!("{e} (check PYXIS_LOG and the OTEL_EXPORTER_OTLP_* variables)"))?;
+    Ok(Arc::new(guard))
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_format);
-    match run(cli.command).await {
+    let telemetry = match init_telemetry(&cli.log_format) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run(cli.command, telemetry).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -253,9 +257,9 @@ async fn open_store(data: &DataDir) -> anyhow::Result<Store> {
     }
 }
 
-async fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+async fn run(cmd: Command, telemetry: Arc<pyxis_telemetry::TelemetryGuard>) -> anyhow::Result<ExitCode> {
     match cmd {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(args, telemetry).await,
         Command::Validate { file, output } => Ok(validate(&file, output)),
         Command::Tenant { command } => tenant(command).await,
         Command::Audit {
@@ -403,7 +407,7 @@ fn print_key(k: &pyxis_store::NewKey, output: Output, what: &str) {
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+async fn serve(args: ServeArgs, telemetry: Arc<pyxis_telemetry::TelemetryGuard>) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let mut cfg = ServeConfig::new(args.listen, args.data.data_dir.clone());
     cfg.fleet_file = args.file.clone();
@@ -412,6 +416,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     cfg.admin_key = std::env::var("PYXIS_ADMIN_KEY").ok().filter(|k| !k.is_empty());
     cfg.database_url = args.data.database_url.clone();
     cfg.redis_url = args.redis_url.clone();
+    cfg.traces = telemetry.tracing_enabled();
     let mut fleets = None;
     if args.kubernetes {
         use futures::StreamExt;
@@ -424,6 +429,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         fleets = Some(stream);
     }
     let mut gw = Gateway::start(cfg).await?;
+    let _ = gw.state.telemetry.set(telemetry.clone());
     if let Some(stream) = fleets {
         gw.follow_fleets(stream);
     }

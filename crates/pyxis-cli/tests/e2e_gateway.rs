@@ -314,7 +314,7 @@ async fn models_lists_the_fleet() {
         .map(|m| m["id"].as_str().unwrap())
         .collect();
     ids.sort();
-    assert_eq!(ids, ["llama-3-8b", "qwen2.5-7b"]);
+    assert_eq!(ids, ["llama-3-8b", "nomic-embed-text", "qwen2.5-7b"]);
     let r = client().get(format!("{}/v1/models", srv.url)).send().await.unwrap();
     assert_eq!(r.status(), 401);
 }

@@ -224,3 +224,103 @@ pub async fn quotas(State(st): State<Arc<AppState>>, headers: HeaderMap, Query(q
 pub struct TenantParam {
     tenant: Option<String>,
 }
+
+/// `GET /metrics`: Prometheus exposition (text 0.0.4, or OpenMetrics when the scraper asks for it).
+/// Gauges that describe the moment (in flight, health, load, queue depth) are read here, at scrape
+/// time, so the request path pays nothing for them.
+pub async fn metrics(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let m = &st.metrics;
+    let view = st.view();
+    let now = now_ms().max(0) as u64;
+    for ep in &view.endpoints {
+        m.in_flight(
+            &ep.url,
+            i64::from(ep.in_flight.load(std::sync::atomic::Ordering::Relaxed)),
+        );
+        m.endpoint_health(&ep.url, ep.kind.as_str(), ep.is_healthy());
+        if let Some(l) = ep.load_sample() {
+            m.load_signal(
+                &ep.url,
+                l.waiting as f64,
+                l.running as f64,
+                l.kv_use.unwrap_or(0.0),
+                l.tokens_per_s.unwrap_or(0.0),
+                now.saturating_sub(l.at_ms) as f64 / 1e3,
+            );
+        }
+    }
+    for name in view.models.keys() {
+        if let Some(pool) = st.admission.pool(name) {
+            for t in pool.stats() {
+                m.queue_depth(&t.tenant, &t.class, t.queued as i64);
+            }
+        }
+    }
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let (body, content_type) = m.encode_for_accept(accept);
+    let mut r = body.into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LogLevel {
+    level: String,
+}
+
+/// `GET /admin/v1/log-level` shows the log filter; `PUT` with `{"level": "debug,hyper=info"}`
+/// changes it while running. Admin key only.
+pub async fn get_log_level(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if let Err(e) = admin_only(&st, &headers).await {
+        return ApiError(e).into_response();
+    }
+    match st.telemetry.get() {
+        Some(t) => axum::Json(serde_json::json!({ "level": t.level() })).into_response(),
+        None => ApiError(OpenAiError::new(
+            ErrorKind::NotFound,
+            "This process does not manage its own logging.",
+        ))
+        .into_response(),
+    }
+}
+
+pub async fn put_log_level(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<LogLevel>,
+) -> Response {
+    if let Err(e) = admin_only(&st, &headers).await {
+        return ApiError(e).into_response();
+    }
+    let Some(t) = st.telemetry.get() else {
+        return ApiError(OpenAiError::new(
+            ErrorKind::NotFound,
+            "This process does not manage its own logging.",
+        ))
+        .into_response();
+    };
+    match t.set_level(&body.level) {
+        Ok(()) => {
+            tracing::info!(level = %body.level, "log level changed");
+            axum::Json(serde_json::json!({ "level": t.level() })).into_response()
+        }
+        Err(e) => ApiError(
+            OpenAiError::invalid(format!(
+                "{e}. Use a tracing filter such as `info`, `debug` or `info,pyxis_gateway=debug`."
+            ))
+            .with_param("level"),
+        )
+        .into_response(),
+    }
+}
+
+async fn admin_only(st: &AppState, headers: &HeaderMap) -> Result<(), OpenAiError> {
+    match reader(st, headers).await? {
+        Reader::Admin => Ok(()),
+        Reader::Tenant(_) => Err(OpenAiError::new(
+            ErrorKind::PermissionDenied,
+            "Only the admin key (PYXIS_ADMIN_KEY) may do this.",
+        )),
+    }
+}

@@ -31,7 +31,12 @@ const MAX_BATCH: usize = 2048;
 /// A record is durable within `flush_bound` of its call finishing as long as a batch writes
 /// faster than that; a slower write is logged as writer lag. The writer exits after every sink
 /// is dropped and the queue is drained, so awaiting the handle is the shutdown drain.
-pub fn spawn_writer(store: Store, flush_bound: Duration, session: Option<i64>) -> (AuditSink, JoinHandle<()>) {
+pub fn spawn_writer(
+    store: Store,
+    flush_bound: Duration,
+    session: Option<i64>,
+    metrics: Option<std::sync::Arc<pyxis_telemetry::Metrics>>,
+) -> (AuditSink, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<AuditRecord>();
     let handle = tokio::spawn(async move {
         let mut batch = Vec::with_capacity(MAX_BATCH);
@@ -45,6 +50,9 @@ pub fn spawn_writer(store: Store, flush_bound: Duration, session: Option<i64>) -
             }
             let oldest = batch.iter().map(|r| r.finished_at_ms).min().unwrap_or_default();
             let lag_ms = now_ms() - oldest;
+            if let Some(m) = &metrics {
+                m.audit_lag(lag_ms.max(0) as f64 / 1e3, rx.len() as i64);
+            }
             if lag_ms > flush_bound.as_millis() as i64 {
                 tracing::warn!(lag_ms, records = batch.len(), "audit writer behind its flush bound");
             }

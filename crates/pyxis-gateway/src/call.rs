@@ -1,7 +1,10 @@
 //! One call's bookkeeping: the in-flight slot on its endpoint and its audit record, finished
 //! exactly once — by the handler, by the stream relay, or by `Drop` when the client went away.
 
+use std::sync::Arc;
 use std::time::Instant;
+
+use pyxis_telemetry::{Metrics, RequestRecord, StreamRecorder};
 
 use pyxis_protocol::Usage;
 use pyxis_store::{AuditRecord, Principal};
@@ -30,10 +33,17 @@ pub struct Call {
     permit: Option<Permit>,
     /// The tenant's quota reservation, settled with the actual usage when it finishes.
     quota: Option<(pyxis_quota::Quotas, pyxis_quota::Reservation)>,
+    metrics: Arc<Metrics>,
+    /// The model resolved to a declared one (else its label is `unresolved`, so clients cannot mint label values).
+    resolved: bool,
+    /// Inter-token latencies of a stream, flushed to the histogram once at the end.
+    stream_rec: Option<StreamRecorder>,
+    /// The request's trace span, when traces are exported.
+    pub span: Option<tracing::Span>,
 }
 
 impl Call {
-    pub fn new(sink: AuditSink, request_id: &str, principal: &Principal) -> Self {
+    pub fn new(sink: AuditSink, metrics: Arc<Metrics>, request_id: &str, principal: &Principal) -> Self {
         Call {
             sink,
             started: Instant::now(),
@@ -50,6 +60,10 @@ impl Call {
             content: None,
             permit: None,
             quota: None,
+            metrics,
+            resolved: false,
+            stream_rec: None,
+            span: None,
         }
     }
 
@@ -73,6 +87,9 @@ impl Call {
         if let Some(p) = &mut self.permit {
             p.output_tokens(n);
         }
+        if let Some(r) = &mut self.stream_rec {
+            r.on_chunk(Instant::now());
+        }
     }
 
     pub fn set_stream(&mut self, stream: bool) {
@@ -87,6 +104,13 @@ impl Call {
     pub fn resolve(&mut self, model: &ModelEntry) {
         self.record.model = model.name.clone();
         self.record.model_version = Some(model.version.clone());
+        self.resolved = true;
+        if self.record.stream {
+            self.stream_rec = Some(self.metrics.stream_recorder(&self.record.tenant, &model.name));
+        }
+        if let Some(span) = &self.span {
+            pyxis_telemetry::spans::record_request(span, &self.record.tenant, &model.name, self.record.stream);
+        }
     }
 
     /// Keeps the prompt (and, as it arrives, the completion) in the record.
@@ -177,6 +201,32 @@ impl Call {
         }
         if let Some(c) = self.content.take() {
             r.completion_text = Some(c);
+        }
+        self.metrics.request_done(&RequestRecord {
+            tenant: &r.tenant,
+            model: if self.resolved {
+                &r.model
+            } else {
+                pyxis_telemetry::UNRESOLVED
+            },
+            endpoint: r.endpoint.as_deref(),
+            status,
+            ttft_s: r.ttft_ms.map(|t| t / 1e3),
+            e2e_s: latency.as_secs_f64(),
+            prompt_tokens: r.prompt_tokens.max(0) as u64,
+            completion_tokens: r.completion_tokens.max(0) as u64,
+            cost_usd: r.cost_usd,
+        });
+        if let Some(rec) = self.stream_rec.take() {
+            rec.finish();
+        }
+        if let Some(span) = self.span.take() {
+            pyxis_telemetry::spans::record_usage(
+                &span,
+                r.prompt_tokens.max(0) as u64,
+                r.completion_tokens.max(0) as u64,
+            );
+            pyxis_telemetry::spans::record_outcome(&span, status, error_type);
         }
         self.sink.record(std::mem::take(&mut self.record));
     }

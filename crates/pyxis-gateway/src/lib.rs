@@ -52,6 +52,8 @@ pub struct ServeConfig {
     pub database_url: Option<String>,
     /// Redis for quota state shared by several gateway replicas; without it quotas live in memory.
     pub redis_url: Option<String>,
+    /// Make a trace span per request (set when OpenTelemetry export is configured).
+    pub traces: bool,
 }
 
 impl ServeConfig {
@@ -67,6 +69,7 @@ impl ServeConfig {
             admin_key: None,
             database_url: None,
             redis_url: None,
+            traces: false,
         }
     }
 }
@@ -145,7 +148,9 @@ impl Gateway {
             })?,
             None => pyxis_quota::Quotas::memory(),
         };
-        let (audit, audit_writer) = audit::spawn_writer(store.clone(), cfg.audit_flush, Some(session));
+        let metrics = pyxis_telemetry::Metrics::new(pyxis_telemetry::MetricsConfig::default());
+        let (audit, audit_writer) =
+            audit::spawn_writer(store.clone(), cfg.audit_flush, Some(session), Some(metrics.clone()));
         let st = Arc::new(AppState::new(
             view,
             store.clone(),
@@ -154,6 +159,8 @@ impl Gateway {
             sims,
             cfg.admin_key.as_deref(),
             quotas,
+            metrics,
+            cfg.traces,
         ));
         st.keys.refresh().await;
 

@@ -13,6 +13,7 @@ use pyxis_adapters::{Adapter, Ctx, Dialect, UpstreamFailure, UpstreamRequest};
 use pyxis_protocol::{ErrorKind, InferenceRequest, OpenAiError, RequestKind, Usage};
 use pyxis_quota::QuotaLimits;
 use pyxis_router::Candidate;
+use tracing::Instrument;
 
 use crate::admission::{DEFAULT_MAX_OUTPUT, DEFAULT_QUEUE_TIMEOUT};
 use crate::call::Call;
@@ -30,6 +31,28 @@ pub async fn handle(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
     kind: RequestKind,
+) -> Response {
+    if !st.traces {
+        return handle_inner(st, request_id, headers, body, kind, None).await;
+    }
+    let op = match kind {
+        RequestKind::Chat => pyxis_telemetry::spans::Operation::Chat,
+        _ => pyxis_telemetry::spans::Operation::TextCompletion,
+    };
+    let span = pyxis_telemetry::spans::request_span(&request_id, kind.path(), op, &headers);
+    // Log lines inside the request carry its request id and trace id.
+    handle_inner(st, request_id, headers, body, kind, Some(span.clone()))
+        .instrument(span)
+        .await
+}
+
+async fn handle_inner(
+    st: Arc<AppState>,
+    request_id: String,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    kind: RequestKind,
+    span: Option<tracing::Span>,
 ) -> Response {
     let principal = match st.keys.authenticate(&headers).await {
         Ok(p) => p,
@@ -50,7 +73,8 @@ pub async fn handle(
             .into_response();
         }
     };
-    let mut call = Call::new(st.audit.clone(), &request_id, &principal);
+    let mut call = Call::new(st.audit.clone(), st.metrics.clone(), &request_id, &principal);
+    call.span = span;
     let req = match InferenceRequest::parse(kind, &body) {
         Ok(r) => r,
         Err(e) => return fail(&mut call, e),
@@ -100,12 +124,40 @@ pub async fn handle(
             Ok(up) => up,
             Err(e) => {
                 // This kind cannot take this request (e.g. a parameter its native API lacks): another may.
+                st.metrics.retry(&model.name, "unsupported_by_runtime");
                 last_err = Some(e);
                 continue;
             }
         };
         call.bind(InFlight::new(ep.clone()));
-        match send(&st, ep, &up, &request_id).await {
+        let attempt = call.span.as_ref().map(|parent| {
+            pyxis_telemetry::spans::attempt_span(
+                parent,
+                tried.len() as u32,
+                &ep.url,
+                &ep.runtime,
+                ep.kind.as_str(),
+                &model.served_name,
+                if kind == RequestKind::Chat {
+                    pyxis_telemetry::spans::Operation::Chat
+                } else {
+                    pyxis_telemetry::spans::Operation::TextCompletion
+                },
+            )
+        });
+        let mut trace_headers = HeaderMap::new();
+        if !attempt
+            .as_ref()
+            .is_some_and(|a| pyxis_telemetry::inject_context(a, &mut trace_headers))
+        {
+            pyxis_telemetry::copy_trace_headers(&headers, &mut trace_headers);
+        }
+        let sent = send(&st, ep, &up, &request_id, trace_headers).await;
+        if let Some(a) = &attempt {
+            let status = sent.as_ref().ok().map(|r| r.status().as_u16());
+            pyxis_telemetry::spans::record_attempt_outcome(a, status, sent.as_ref().err().map(|_| "connect"));
+        }
+        match sent {
             Ok(resp) if resp.status().is_success() => {
                 let ctx = Ctx {
                     public_model: &model.name,
@@ -132,7 +184,9 @@ pub async fn handle(
                     } => {
                         if endpoint_down {
                             ep.healthy.store(false, Ordering::Relaxed);
+                            st.metrics.ejected(&ep.url);
                         }
+                        st.metrics.retry(&model.name, "overloaded");
                         last_err = Some(error);
                         call.unbind();
                     }
@@ -140,6 +194,7 @@ pub async fn handle(
                         error,
                         retry_elsewhere: true,
                     } => {
+                        st.metrics.retry(&model.name, "server_error");
                         last_err = Some(error);
                         call.unbind();
                     }
@@ -151,8 +206,17 @@ pub async fn handle(
             Err(e) => {
                 if e.is_connect() {
                     ep.healthy.store(false, Ordering::Relaxed);
+                    st.metrics.ejected(&ep.url);
                 }
-                tracing::warn!(endpoint = %ep.url, error = %e, "upstream attempt failed");
+                st.metrics.retry(
+                    &model.name,
+                    if e.is_connect() {
+                        "connect_failed"
+                    } else {
+                        "upstream_error"
+                    },
+                );
+                tracing::warn!(%request_id, endpoint = %ep.url, error = %e, "upstream attempt failed");
                 let kind = if e.is_timeout() {
                     ErrorKind::Timeout
                 } else {
@@ -218,6 +282,7 @@ async fn admit(
                     pyxis_quota::Reason::TokenBudget => "quota_token_budget",
                     pyxis_quota::Reason::CostBudget => "quota_cost_budget",
                 };
+                st.metrics.rejected(&tenant, label);
                 return Err(refuse(call, err, rej.retry_after_s, label));
             }
         }
@@ -232,10 +297,17 @@ async fn admit(
         .await
     {
         Ok(permit) => {
+            let class = policy
+                .and_then(|p| p.tier.as_deref())
+                .unwrap_or(pyxis_sched::DEFAULT_CLASS);
+            st.metrics.queue_wait(&tenant, class, permit.waited.as_secs_f64());
             call.hold_permit(permit);
             Ok(())
         }
-        Err(refusal) => Err(refuse(call, refusal.error, refusal.retry_after_s, refusal.reason)),
+        Err(refusal) => {
+            st.metrics.rejected(&tenant, refusal.reason);
+            Err(refuse(call, refusal.error, refusal.retry_after_s, refusal.reason))
+        }
     }
 }
 
@@ -289,10 +361,12 @@ async fn send(
     ep: &Endpoint,
     up: &UpstreamRequest,
     request_id: &str,
+    trace_headers: HeaderMap,
 ) -> reqwest::Result<reqwest::Response> {
     let mut rb = st
         .client
         .post(format!("{}{}", ep.url, up.path))
+        .headers(trace_headers)
         .header(header::CONTENT_TYPE, "application/json")
         .header("x-request-id", request_id)
         .body(up.body.clone());

@@ -33,6 +33,11 @@ pub fn router(st: Arc<AppState>) -> Router {
         .route("/admin/v1/usage", get(crate::admin::usage))
         .route("/admin/v1/queues", get(crate::admin::queues))
         .route("/admin/v1/quotas", get(crate::admin::quotas))
+        .route(
+            "/admin/v1/log-level",
+            get(crate::admin::get_log_level).put(crate::admin::put_log_level),
+        )
+        .route("/metrics", get(crate::admin::metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)

@@ -1,7 +1,9 @@
 //! Shared state of a running gateway.
 
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
+
+use pyxis_telemetry::{Metrics, TelemetryGuard};
 
 use crate::admission::Admission;
 use crate::audit::AuditSink;
@@ -24,6 +26,11 @@ pub struct AppState {
     pub quotas: pyxis_quota::Quotas,
     /// The fair queues in front of each model's endpoints.
     pub admission: Admission,
+    pub metrics: Arc<Metrics>,
+    /// The process's log and trace setup, for changing the log level while running (set by the binary).
+    pub telemetry: OnceLock<Arc<TelemetryGuard>>,
+    /// Request spans are made only when traces are exported (they cost ~10 µs a request).
+    pub traces: bool,
 }
 
 impl AppState {
@@ -35,9 +42,12 @@ impl AppState {
         sims: SimManager,
         admin_key: Option<&str>,
         quotas: pyxis_quota::Quotas,
+        metrics: Arc<Metrics>,
+        traces: bool,
     ) -> Self {
         let admission = Admission::default();
         admission.sync(&view);
+        declare(&metrics, &view);
         AppState {
             view: RwLock::new(Arc::new(view)),
             keys: KeyCache::new(store.clone()),
@@ -49,6 +59,9 @@ impl AppState {
             admin_key_hash: admin_key.map(pyxis_store::hash_key),
             quotas,
             admission,
+            metrics,
+            telemetry: OnceLock::new(),
+            traces,
         }
     }
 
@@ -63,10 +76,25 @@ impl AppState {
 
     pub fn swap_view(&self, view: FleetView) {
         self.admission.sync(&view);
+        declare(&self.metrics, &view);
+        let old = self.view();
+        for ep in &old.endpoints {
+            if !view.endpoints.iter().any(|e| e.url == ep.url) {
+                self.metrics.forget_endpoint(&ep.url);
+            }
+        }
         let new = Arc::new(view);
         match self.view.write() {
             Ok(mut g) => *g = new,
             Err(poisoned) => *poisoned.into_inner() = new,
         }
     }
+}
+
+/// Gives the fleet's tenants, models and endpoints their own label values before any overflow folds
+/// into `other`.
+fn declare(metrics: &Metrics, view: &FleetView) {
+    metrics.declare_tenants(view.tenants.keys().map(String::as_str));
+    metrics.declare_models(view.models.keys().map(String::as_str));
+    metrics.declare_endpoints(view.endpoints.iter().map(|e| e.url.as_str()));
 }
