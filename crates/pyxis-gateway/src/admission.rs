@@ -125,7 +125,12 @@ impl Pool {
             }
         }
         loop {
-            let free = st.capacity.saturating_sub(st.in_use);
+            // A request larger than the whole budget still runs, alone, when nothing else is in flight.
+            let free = if st.in_use == 0 {
+                u64::MAX
+            } else {
+                st.capacity.saturating_sub(st.in_use)
+            };
             let Some(d) = st.sched.next(now_ms, free) else { break };
             if let Some(tx) = st.waiters.remove(&d.id) {
                 st.in_use += d.cost_tokens;

@@ -40,6 +40,9 @@ pub struct Call {
     stream_rec: Option<StreamRecorder>,
     /// The request's trace span, when traces are exported.
     pub span: Option<tracing::Span>,
+    /// Where to report the time to first token: the model's router, the endpoint, prompt tokens and
+    /// the endpoint's load when the request was sent.
+    route_fb: Option<(crate::routing::SharedRouter, String, u32, u32)>,
 }
 
 impl Call {
@@ -64,6 +67,7 @@ impl Call {
             resolved: false,
             stream_rec: None,
             span: None,
+            route_fb: None,
         }
     }
 
@@ -148,9 +152,19 @@ impl Call {
         self.slot = None;
     }
 
+    /// Reports the first token's time to `router`, which learns each endpoint's TTFT from it.
+    pub fn route_feedback(&mut self, router: crate::routing::SharedRouter, endpoint: &str, prompt: u32, load: u32) {
+        self.route_fb = Some((router, endpoint.to_string(), prompt, load));
+    }
+
     pub fn mark_first_token(&mut self) {
         if self.first_token.is_none() {
-            self.first_token = Some(Instant::now());
+            let now = Instant::now();
+            self.first_token = Some(now);
+            if let Some((router, ep, prompt, load)) = self.route_fb.take() {
+                let ttft_ms = (now - self.started).as_secs_f64() * 1e3;
+                crate::routing::lock(&router).on_first_token(now_ms().max(0) as u64, &ep, prompt, load, ttft_ms);
+            }
         }
     }
 

@@ -77,7 +77,7 @@ impl Endpoint {
     }
 
     pub fn load_sample(&self) -> Option<pyxis_adapters::LoadSample> {
-        self.load.lock().ok().and_then(|l| l.clone())
+        self.load.lock().ok().and_then(|l| *l)
     }
 
     pub fn set_load(&self, sample: pyxis_adapters::LoadSample) {

@@ -66,4 +66,15 @@ pub async fn check_all(st: &AppState) {
         async move { check_endpoint(&client, &ep).await }
     });
     futures::future::join_all(checks).await;
+    // Ejected endpoints whose back-off is over: readmitted once their health check passes.
+    let now = crate::call::now_ms().max(0) as u64;
+    for router in st.routers.all() {
+        let due = crate::routing::lock(&router).probe_due(now);
+        for url in due {
+            if view.endpoints.iter().any(|e| e.url == url && e.is_healthy()) {
+                crate::routing::lock(&router).on_success(now, &url);
+                tracing::info!(endpoint = %url, "ejected endpoint passed its probe; back in rotation");
+            }
+        }
+    }
 }

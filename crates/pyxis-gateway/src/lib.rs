@@ -17,6 +17,7 @@ pub mod proxy;
 pub mod relay;
 pub mod reload;
 pub mod routes;
+pub mod routing;
 pub mod state;
 
 use std::net::SocketAddr;

@@ -20,10 +20,14 @@ use crate::call::Call;
 use crate::error::ApiError;
 use crate::fleet::{Endpoint, FleetView, InFlight, ModelEntry};
 use crate::relay::{Decoder, relay_stream};
+use crate::routing::{self, RouteInput, SharedRouter};
 use crate::state::AppState;
 
-/// Attempts per request: a connect failure or an overloaded runtime is retried on another endpoint.
-const MAX_ATTEMPTS: usize = 3;
+/// Why an attempt got no response headers.
+enum AttemptError {
+    Http(reqwest::Error),
+    Timeout(Duration),
+}
 
 pub async fn handle(
     st: Arc<AppState>,
@@ -113,11 +117,20 @@ async fn handle_inner(
     if let Err(resp) = admit(&st, &mut call, &view, model, &req).await {
         return resp;
     }
-    let mut tried: Vec<&Arc<Endpoint>> = Vec::new();
+    let retry = routing::retry(model.policy.as_ref());
+    let router = st.routers.get(&model.name);
+    let prompt_tokens = u32::try_from(req.estimated_prompt_tokens()).unwrap_or(u32::MAX);
+    let route_in = RouteInput::new(&body, prompt_tokens, &headers);
+    // `x-pyxis-debug-route: 1` asks for the decision's explanation in `x-pyxis-route`.
+    let mut explained: Option<String> = headers.contains_key("x-pyxis-debug-route").then(String::new);
+    let mut tried: Vec<usize> = Vec::new();
     let mut last_err: Option<OpenAiError> = None;
-    for _ in 0..MAX_ATTEMPTS {
-        let Some(ep) = choose(&st, model, &tried) else { break };
-        tried.push(ep);
+    for _ in 0..retry.max_attempts {
+        let Some(i) = choose(&st, router.as_ref(), model, &route_in, &tried, &mut explained) else {
+            break;
+        };
+        tried.push(i);
+        let ep = &model.endpoints[i];
         let adapter = pyxis_adapters::adapter(ep.kind);
         // Built per attempt: the endpoints of one model may be runtimes of different kinds.
         let up = match adapter.build(&req, &model.served_name) {
@@ -152,19 +165,27 @@ async fn handle_inner(
         {
             pyxis_telemetry::copy_trace_headers(&headers, &mut trace_headers);
         }
-        let sent = send(&st, ep, &up, &request_id, trace_headers).await;
+        let sent =
+            match tokio::time::timeout(retry.attempt_timeout, send(&st, ep, &up, &request_id, trace_headers)).await {
+                Ok(sent) => sent.map_err(AttemptError::Http),
+                Err(_) => Err(AttemptError::Timeout(retry.attempt_timeout)),
+            };
         if let Some(a) = &attempt {
             let status = sent.as_ref().ok().map(|r| r.status().as_u16());
             pyxis_telemetry::spans::record_attempt_outcome(a, status, sent.as_ref().err().map(|_| "connect"));
         }
         match sent {
             Ok(resp) if resp.status().is_success() => {
+                report(router.as_ref(), ep, true);
+                if let Some(r) = &router {
+                    call.route_feedback(r.clone(), &ep.url, prompt_tokens, ep.in_flight.load(Ordering::Relaxed));
+                }
                 let ctx = Ctx {
                     public_model: &model.name,
                     id: &request_id,
                     created: (crate::call::now_ms().max(0) / 1000) as u64,
                 };
-                return match (up.dialect, req.stream) {
+                let mut out = match (up.dialect, req.stream) {
                     (Dialect::OpenAi(_), true) => stream_response(resp, Decoder::sse(), call, &req, model, ep),
                     (Dialect::OpenAi(_), false) => whole_response(resp, call, model, ep).await,
                     (dialect, true) => {
@@ -173,11 +194,19 @@ async fn handle_inner(
                     }
                     (dialect, false) => native_whole(resp, adapter, dialect, &ctx, call, ep).await,
                 };
+                if let Some(v) = explained.as_deref().and_then(|e| HeaderValue::from_str(e).ok()) {
+                    out.headers_mut().insert("x-pyxis-route", v);
+                }
+                return out;
             }
             Ok(resp) => {
                 let status = resp.status().as_u16();
                 let bytes = resp.bytes().await.unwrap_or_default();
-                match adapter.classify_error(status, &bytes) {
+                let failure = adapter.classify_error(status, &bytes);
+                if !matches!(failure, UpstreamFailure::Client(_)) {
+                    report(router.as_ref(), ep, false);
+                }
+                match failure {
                     // The runtime's state, not the request's fault: another endpoint may take it.
                     UpstreamFailure::Overloaded {
                         error, endpoint_down, ..
@@ -203,19 +232,32 @@ async fn handle_inner(
                     }
                 }
             }
-            Err(e) => {
+            Err(AttemptError::Timeout(t)) => {
+                report(router.as_ref(), ep, false);
+                st.metrics.retry(&model.name, "attempt_timeout");
+                tracing::warn!(%request_id, endpoint = %ep.url, timeout_ms = t.as_millis() as u64, "upstream attempt timed out before its response headers");
+                last_err = Some(OpenAiError::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "The runtime at {} did not answer within {} ms (the attempt timeout of the model's RoutingPolicy).",
+                        ep.url,
+                        t.as_millis()
+                    ),
+                ));
+                call.unbind();
+            }
+            Err(AttemptError::Http(e)) => {
+                report(router.as_ref(), ep, false);
+                let reason = if e.is_connect() {
+                    "connect_failed"
+                } else {
+                    "upstream_error"
+                };
                 if e.is_connect() {
                     ep.healthy.store(false, Ordering::Relaxed);
                     st.metrics.ejected(&ep.url);
                 }
-                st.metrics.retry(
-                    &model.name,
-                    if e.is_connect() {
-                        "connect_failed"
-                    } else {
-                        "upstream_error"
-                    },
-                );
+                st.metrics.retry(&model.name, reason);
                 tracing::warn!(%request_id, endpoint = %ep.url, error = %e, "upstream attempt failed");
                 let kind = if e.is_timeout() {
                     ErrorKind::Timeout
@@ -343,17 +385,54 @@ fn short_reqwest_error(e: &reqwest::Error) -> String {
     msg
 }
 
-fn choose<'a>(st: &AppState, model: &'a ModelEntry, tried: &[&Arc<Endpoint>]) -> Option<&'a Arc<Endpoint>> {
-    let candidates: Vec<Candidate> = model
-        .endpoints
-        .iter()
-        .map(|ep| Candidate {
-            healthy: ep.is_healthy() && !tried.iter().any(|t| Arc::ptr_eq(t, ep)),
-            in_flight: ep.in_flight.load(Ordering::Relaxed),
-        })
-        .collect();
-    let rotation = st.rotation.fetch_add(1, Ordering::Relaxed);
-    pyxis_router::pick(&candidates, rotation).map(|i| &model.endpoints[i])
+/// Asks the model's router for an endpoint (not one of `tried`), and tells it the request went there.
+fn choose(
+    st: &AppState,
+    router: Option<&SharedRouter>,
+    model: &ModelEntry,
+    input: &RouteInput,
+    tried: &[usize],
+    explain: &mut Option<String>,
+) -> Option<usize> {
+    let Some(router) = router else {
+        // A model added since the last sync: least in flight until its router exists.
+        let candidates: Vec<Candidate> = model
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, ep)| Candidate {
+                healthy: ep.is_healthy() && !tried.contains(&i),
+                in_flight: ep.in_flight.load(Ordering::Relaxed),
+            })
+            .collect();
+        let rotation = st.rotation.fetch_add(1, Ordering::Relaxed);
+        return pyxis_router::pick(&candidates, rotation);
+    };
+    let now = crate::call::now_ms().max(0) as u64;
+    let views: Vec<_> = model.endpoints.iter().map(|e| routing::view(e, now)).collect();
+    let rq = input.request(model);
+    let mut r = routing::lock(router);
+    let d = r.decide(now, &rq, &views, tried);
+    if explain.is_some() || tracing::enabled!(tracing::Level::DEBUG) {
+        let e = d.explain();
+        tracing::debug!(model = %model.name, route = %e, "routing decision");
+        *explain = Some(e);
+    }
+    let i = d.chosen?;
+    r.on_dispatch(now, views[i].key, &rq);
+    Some(i)
+}
+
+fn report(router: Option<&SharedRouter>, ep: &Endpoint, ok: bool) {
+    if let Some(r) = router {
+        let now = crate::call::now_ms().max(0) as u64;
+        let mut r = routing::lock(r);
+        if ok {
+            r.on_success(now, &ep.url);
+        } else {
+            r.on_failure(now, &ep.url);
+        }
+    }
 }
 
 async fn send(

@@ -31,9 +31,13 @@ pub struct AppState {
     pub telemetry: OnceLock<Arc<TelemetryGuard>>,
     /// Request spans are made only when traces are exported (they cost ~10 µs a request).
     pub traces: bool,
+    /// One router per model (learned state survives reloads).
+    pub routers: crate::routing::Routers,
 }
 
 impl AppState {
+    // Called once, by `Gateway::start`, with the parts it has just built.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         view: FleetView,
         store: pyxis_store::Store,
@@ -48,6 +52,8 @@ impl AppState {
         let admission = Admission::default();
         admission.sync(&view);
         declare(&metrics, &view);
+        let routers = crate::routing::Routers::default();
+        routers.sync(&view);
         AppState {
             view: RwLock::new(Arc::new(view)),
             keys: KeyCache::new(store.clone()),
@@ -62,6 +68,7 @@ impl AppState {
             metrics,
             telemetry: OnceLock::new(),
             traces,
+            routers,
         }
     }
 
@@ -76,6 +83,7 @@ impl AppState {
 
     pub fn swap_view(&self, view: FleetView) {
         self.admission.sync(&view);
+        self.routers.sync(&view);
         declare(&self.metrics, &view);
         let old = self.view();
         for ep in &old.endpoints {

@@ -205,7 +205,7 @@ impl Live {
             })
             .await
             .unwrap();
-        rows.reverse();
+        rows.sort_by_key(|r| r.seq);
         rows
     }
 }
@@ -225,9 +225,9 @@ fn sse_data(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// A stream's JSON chunks, after checking its framing: SSE content type, `[DONE]` last, every chunk
-/// of `object` for `model`, exactly one `finish_reason` (`length`: random weights never stop).
-async fn stream_chunks(r: reqwest::Response, what: &str, object: &str, model: &str) -> Vec<Value> {
+/// A stream's JSON chunks and its finish reason, after checking its framing: SSE content type,
+/// `[DONE]` last, every chunk of `object` for `model`, exactly one `finish_reason`.
+async fn stream_chunks(r: reqwest::Response, what: &str, object: &str, model: &str) -> (Vec<Value>, String) {
     assert_eq!(r.status(), 200, "{what}");
     assert_eq!(r.headers()["content-type"], "text/event-stream", "{what}");
     let text = r.text().await.unwrap();
@@ -246,8 +246,8 @@ async fn stream_chunks(r: reqwest::Response, what: &str, object: &str, model: &s
         .filter_map(|c| c["choices"][0]["finish_reason"].as_str().map(|_| c))
         .collect();
     assert_eq!(finishes.len(), 1, "{what}: exactly one finish_reason: {text}");
-    assert_eq!(finishes[0]["choices"][0]["finish_reason"], "length", "{what}");
-    chunks
+    let reason = finishes[0]["choices"][0]["finish_reason"].as_str().unwrap().to_string();
+    (chunks, reason)
 }
 
 fn usage_chunk<'a>(chunks: &'a [Value], what: &str) -> &'a Value {
@@ -257,14 +257,25 @@ fn usage_chunk<'a>(chunks: &'a [Value], what: &str) -> &'a Value {
     &with[0]["usage"]
 }
 
-fn assert_usage(u: &Value, completion: u64, what: &str) {
-    assert!(u["prompt_tokens"].as_u64().unwrap_or(0) > 0, "{what}: {u}");
-    assert_eq!(u["completion_tokens"].as_u64(), Some(completion), "{what}: {u}");
-    assert_eq!(
-        u["total_tokens"].as_u64(),
-        Some(u["prompt_tokens"].as_u64().unwrap() + completion),
-        "{what}: {u}"
-    );
+/// Checks a usage object against the finish reason and `max_tokens`; returns the completion tokens.
+/// Random weights mostly run to the limit (`length`), but may sample the end-of-text token (`stop`).
+fn assert_usage(u: &Value, reason: &str, max: u64, what: &str) -> u64 {
+    let prompt = u["prompt_tokens"].as_u64().unwrap_or(0);
+    let completion = u["completion_tokens"].as_u64().unwrap_or(0);
+    assert!(prompt > 0, "{what}: {u}");
+    assert_eq!(u["total_tokens"].as_u64(), Some(prompt + completion), "{what}: {u}");
+    match reason {
+        "length" => assert_eq!(completion, max, "{what}: {u}"),
+        "stop" => assert!((1..=max).contains(&completion), "{what}: {u}"),
+        _ => panic!("{what}: finish_reason {reason:?}"),
+    }
+    completion
+}
+
+/// `finish_reason` and usage of a whole reply.
+fn whole_usage(v: &Value, max: u64, what: &str) -> u64 {
+    let reason = v["choices"][0]["finish_reason"].as_str().unwrap_or_default();
+    assert_usage(&v["usage"], reason, max, what)
 }
 
 /// The version the runtime itself reports: vLLM's `/version`, llama.cpp's `/props` build info.
@@ -300,6 +311,8 @@ async fn chat_completions_usage_and_errors_on_each_runtime() {
     let _serial = serial();
     let live = start(&rts).await;
     let msgs = json!([{"role": "user", "content": "Hello!"}]);
+    // Completion tokens each call's client saw, per kind, for the audit check below.
+    let mut seen: BTreeMap<RuntimeKind, [u64; 4]> = BTreeMap::new();
     for rt in &rts {
         let k = rt.kind;
         let model = rt.model;
@@ -318,8 +331,7 @@ async fn chat_completions_usage_and_errors_on_each_runtime() {
         assert_eq!(v["model"], model, "{k}: the public name, not the served one: {v}");
         assert_eq!(v["choices"][0]["message"]["role"], "assistant", "{k}: {v}");
         assert!(v["choices"][0]["message"]["content"].is_string(), "{k}: {v}");
-        assert_eq!(v["choices"][0]["finish_reason"], "length", "{k}: {v}");
-        assert_usage(&v["usage"], 8, &format!("{k} chat"));
+        let chat = whole_usage(&v, 8, &format!("{k} chat"));
 
         // Chat, streamed, with usage asked for.
         let r = live
@@ -330,8 +342,8 @@ async fn chat_completions_usage_and_errors_on_each_runtime() {
             )
             .await;
         let what = format!("{k} chat stream + usage");
-        let chunks = stream_chunks(r, &what, "chat.completion.chunk", model).await;
-        assert_usage(usage_chunk(&chunks, &what), 6, &what);
+        let (chunks, reason) = stream_chunks(r, &what, "chat.completion.chunk", model).await;
+        let chat_stream = assert_usage(usage_chunk(&chunks, &what), &reason, 6, &what);
         let text: String = chunks
             .iter()
             .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
@@ -346,7 +358,7 @@ async fn chat_completions_usage_and_errors_on_each_runtime() {
             )
             .await;
         let what = format!("{k} chat stream, no usage asked");
-        let chunks = stream_chunks(r, &what, "chat.completion.chunk", model).await;
+        let (chunks, _) = stream_chunks(r, &what, "chat.completion.chunk", model).await;
         assert!(
             chunks.iter().all(|c| !c["usage"].is_object()),
             "{what}: no usage chunk: {chunks:?}"
@@ -364,8 +376,7 @@ async fn chat_completions_usage_and_errors_on_each_runtime() {
         assert_eq!(v["object"], "text_completion", "{k}: {v}");
         assert_eq!(v["model"], model, "{k}: {v}");
         assert!(v["choices"][0]["text"].is_string(), "{k}: {v}");
-        assert_eq!(v["choices"][0]["finish_reason"], "length", "{k}: {v}");
-        assert_usage(&v["usage"], 7, &format!("{k} completions"));
+        let completions = whole_usage(&v, 7, &format!("{k} completions"));
 
         let r = live
             .post(
@@ -375,8 +386,8 @@ async fn chat_completions_usage_and_errors_on_each_runtime() {
             )
             .await;
         let what = format!("{k} completions stream + usage");
-        let chunks = stream_chunks(r, &what, "text_completion", model).await;
-        assert_usage(usage_chunk(&chunks, &what), 4, &what);
+        let (chunks, reason) = stream_chunks(r, &what, "text_completion", model).await;
+        let completions_stream = assert_usage(usage_chunk(&chunks, &what), &reason, 4, &what);
 
         // The runtime's own refusal, in OpenAI's shape with its status: a prompt longer than the context.
         let r = live
@@ -396,6 +407,7 @@ async fn chat_completions_usage_and_errors_on_each_runtime() {
             "{k}: {e}"
         );
         eprintln!("{k}: prompt over the context -> {status} {e}");
+        seen.insert(k, [chat, chat_stream, completions, completions_stream]);
     }
 
     let rows = live.audit().await;
@@ -412,18 +424,34 @@ async fn chat_completions_usage_and_errors_on_each_runtime() {
                 "{k}: {r:?}"
             );
         }
-        let tokens: Vec<(i64, i64, bool)> = mine.iter().map(|r| (r.status, r.completion_tokens, r.stream)).collect();
+        let [chat, chat_stream, completions, completions_stream] = seen[&k];
+        let shape: Vec<(i64, bool)> = mine.iter().map(|r| (r.status, r.stream)).collect();
         assert_eq!(
-            tokens,
+            shape,
             [
-                (200, 8, false),
-                (200, 6, true),
-                (200, 5, true),
-                (200, 7, false),
-                (200, 4, true),
-                (400, 0, false)
+                (200, false),
+                (200, true),
+                (200, true),
+                (200, false),
+                (200, true),
+                (400, false)
             ],
-            "{k}: usage learned for every call, streams without include_usage too"
+            "{k}"
+        );
+        let tokens: Vec<u64> = mine.iter().map(|r| r.completion_tokens as u64).collect();
+        assert_eq!(
+            [tokens[0], tokens[1], tokens[3], tokens[4], tokens[5]],
+            [chat, chat_stream, completions, completions_stream, 0],
+            "{k}: the audit has the usage the client saw"
+        );
+        assert!(
+            (1..=5).contains(&tokens[2]),
+            "{k}: usage learned from a stream whose client did not ask for it: {tokens:?}"
+        );
+        let own = own_version(&reqwest::Client::new(), rt).await;
+        assert!(
+            mine.iter().all(|r| r.runtime_version.as_deref() == Some(own.as_str())),
+            "{k}: {own}"
         );
         assert!(
             mine[..5].iter().all(|r| r.prompt_tokens > 0 && r.cost_usd > 0.0),
@@ -457,22 +485,22 @@ async fn version_and_load_signal_from_each_runtime() {
             assert!(idle.kv_use.is_some(), "vLLM exports its KV cache use: {idle:?}");
         }
 
-        // Four clients streaming back to back keep the runtime busy until a scrape sees it.
+        // Four clients back to back keep the runtime busy until a scrape sees it.
         let busy = AtomicBool::new(true);
         let worker = |i: usize| {
             let busy = &busy;
             let live = &live;
             async move {
-                let mut n = 0u64;
+                let (mut n, mut tokens) = (0u64, 0u64);
                 while busy.load(Ordering::Relaxed) {
-                    let body = json!({"model": rt.model, "prompt": format!("class C{i}_{n}:"), "max_tokens": 48,
-                                      "stream": true});
+                    let body = json!({"model": rt.model, "prompt": format!("class C{i}_{n}:"), "max_tokens": 48});
                     let r = live.post("/v1/completions", body).await;
                     assert_eq!(r.status(), 200, "{k} load");
-                    r.text().await.unwrap();
+                    let v: Value = r.json().await.unwrap();
+                    tokens += whole_usage(&v, 48, &format!("{k} load"));
                     n += 1;
                 }
-                n
+                (n, tokens)
             }
         };
         let watch = async {
@@ -491,20 +519,20 @@ async fn version_and_load_signal_from_each_runtime() {
             seen
         };
         let (seen, sent) = tokio::join!(watch, join_all((0..4).map(worker)));
-        let sent: u64 = sent.iter().sum();
+        let (sent, generated) = sent.iter().fold((0, 0), |(n, t), (n1, t1)| (n + n1, t + t1));
         let seen = seen.unwrap_or_else(|| panic!("{k}: no scrape saw a running request in 10 s ({sent} requests)"));
-        eprintln!("{k}: busy sample {seen:?} ({sent} requests)");
+        eprintln!("{k}: busy sample {seen:?} ({sent} requests, {generated} tokens)");
 
         // Once idle again: the gauges fall back and the counter moved by at least what was generated.
         let t0 = Instant::now();
         let after = loop {
             let s = ep.load_sample().unwrap();
-            if s.running + s.waiting == 0 && s.generated_tokens.unwrap_or(0.0) >= before + (sent * 48) as f64 {
+            if s.running + s.waiting == 0 && s.generated_tokens.unwrap_or(0.0) >= before + generated as f64 {
                 break s;
             }
             assert!(
                 t0.elapsed() < Duration::from_secs(8),
-                "{k}: after {sent} requests of 48 tokens, from {before} generated: {s:?}"
+                "{k}: after {sent} requests generating {generated} tokens, from {before}: {s:?}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         };
@@ -525,46 +553,43 @@ async fn one_model_on_both_kinds() {
     let live = start(&rts).await;
     let urls: BTreeMap<String, RuntimeKind> = rts.iter().map(|r| (r.url.clone(), r.kind)).collect();
     let mut served: BTreeMap<String, usize> = BTreeMap::new();
-    let mut texts: BTreeMap<RuntimeKind, String> = BTreeMap::new();
     // Concurrent bursts of distinct prompts: in-flight counts and prefix affinity both spread them.
     for round in 0..4 {
         let calls = (0..6).map(|i| {
             let live = &live;
             async move {
                 let stream = i % 2 == 1;
-                let body = json!({"model": BOTH, "messages": [{"role": "user", "content": format!("r{round} q{i}: hi")}],
-                                  "max_tokens": 6, "temperature": 0, "stream": stream,
-                                  "stream_options": {"include_usage": true}});
+                let mut body = json!({"model": BOTH, "messages": [{"role": "user", "content": format!("r{round} q{i}: hi")}],
+                                  "max_tokens": 6, "temperature": 0, "stream": stream});
+                if stream {
+                    // vLLM, like OpenAI, refuses stream_options on a whole reply.
+                    body["stream_options"] = json!({"include_usage": true});
+                }
                 let r = live.post("/v1/chat/completions", body).await;
                 let ep = endpoint_of(&r);
-                let text = if stream {
-                    let chunks = stream_chunks(r, "both, streamed", "chat.completion.chunk", BOTH).await;
-                    assert_usage(usage_chunk(&chunks, "both, streamed"), 6, "both, streamed");
-                    None
+                if stream {
+                    let (chunks, reason) = stream_chunks(r, "both, streamed", "chat.completion.chunk", BOTH).await;
+                    assert_usage(usage_chunk(&chunks, "both, streamed"), &reason, 6, "both, streamed");
                 } else {
-                    assert_eq!(r.status(), 200);
+                    assert_eq!(r.status(), 200, "{ep}");
                     let v: Value = r.json().await.unwrap();
                     assert_eq!(v["model"], BOTH, "{v}");
-                    assert_usage(&v["usage"], 6, "both");
-                    v["choices"][0]["message"]["content"].as_str().map(str::to_string)
-                };
-                (ep, text)
+                    whole_usage(&v, 6, "both");
+                }
+                ep
             }
         });
-        for (ep, text) in join_all(calls).await {
-            let kind = *urls
+        for ep in join_all(calls).await {
+            let kind = urls
                 .get(&ep)
                 .unwrap_or_else(|| panic!("answered by an unknown endpoint {ep:?}"));
-            *served.entry(ep).or_default() += 1;
-            if let Some(t) = text {
-                texts.entry(kind).or_insert(t);
-            }
+            *served.entry(format!("{kind} {ep}")).or_default() += 1;
         }
         if served.len() == rts.len() {
             break;
         }
     }
-    eprintln!("{BOTH}: answers per endpoint {served:?}; greedy text per kind {texts:?}");
+    eprintln!("{BOTH}: answers per endpoint {served:?}");
     assert_eq!(
         served.len(),
         rts.len(),

@@ -1,75 +1,28 @@
-//! Pure routing decisions: given the candidate endpoints for a request, pick one.
+//! Pure routing decisions: which endpoint serves a request. No I/O and no clock: time is `now_ms`, passed in.
 //!
-//! This crate sees no sockets and no clock. The gateway snapshots each endpoint's state into a
-//! [`Candidate`] and asks [`pick`]; the routing issue replaces the policy with filters and scorers
-//! behind the same call.
+//! [`Router::decide`] filters the candidate endpoints (health, outlier ejection, LoRA adapter, memory fit,
+//! hardware and region constraints, latency budget), scores the rest (load, predicted time to first token,
+//! prefix-cache affinity under a load guard, cost, session affinity), blends the scores with [`Weights`] and
+//! rotates ties. The caller reports what happened ([`Router::on_dispatch`], [`Router::on_first_token`],
+//! [`Router::on_success`], [`Router::on_failure`]) and the router learns: a TTFT model per endpoint, an
+//! approximate prefix index, sessions, ejections. [`pick`] is the earlier least-in-flight policy.
+//! Formulas and defaults: `docs/routing.md`.
 
-/// What the router knows about one endpoint at decision time.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Candidate {
-    /// Passed the health check and is not ejected.
-    pub healthy: bool,
-    /// Requests Pyxis has in flight to this endpoint right now.
-    pub in_flight: u32,
-}
+mod config;
+mod decision;
+mod eject;
+mod hash;
+mod lru;
+mod pick;
+mod router;
+mod state;
+mod ttft;
+mod view;
 
-/// Least requests in flight among healthy candidates. Ties go to the first candidate at or after
-/// `rotation % len`, so equal endpoints share load instead of all traffic landing on index 0.
-pub fn pick(candidates: &[Candidate], rotation: usize) -> Option<usize> {
-    let n = candidates.len();
-    if n == 0 {
-        return None;
-    }
-    let start = rotation % n;
-    let mut best: Option<(usize, u32)> = None;
-    for k in 0..n {
-        let i = (start + k) % n;
-        let c = candidates[i];
-        if !c.healthy {
-            continue;
-        }
-        if best.is_none_or(|(_, load)| c.in_flight < load) {
-            best = Some((i, c.in_flight));
-        }
-    }
-    best.map(|(i, _)| i)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn c(healthy: bool, in_flight: u32) -> Candidate {
-        Candidate { healthy, in_flight }
-    }
-
-    #[test]
-    fn picks_least_loaded_healthy() {
-        let cs = [c(true, 3), c(false, 0), c(true, 1), c(true, 2)];
-        assert_eq!(pick(&cs, 0), Some(2));
-        assert_eq!(pick(&[c(false, 0)], 0), None);
-        assert_eq!(pick(&[], 7), None);
-    }
-
-    #[test]
-    fn ties_rotate() {
-        let cs = [c(true, 0), c(true, 0), c(true, 0)];
-        let picks: Vec<_> = (0..3).map(|r| pick(&cs, r)).collect();
-        assert_eq!(picks, vec![Some(0), Some(1), Some(2)]);
-    }
-
-    proptest! {
-        #[test]
-        fn never_picks_unhealthy_or_heavier(loads in prop::collection::vec((any::<bool>(), 0u32..10), 0..12), rot in 0usize..100) {
-            let cs: Vec<_> = loads.iter().map(|&(h, l)| c(h, l)).collect();
-            match pick(&cs, rot) {
-                None => prop_assert!(cs.iter().all(|c| !c.healthy)),
-                Some(i) => {
-                    prop_assert!(cs[i].healthy);
-                    prop_assert!(cs.iter().filter(|c| c.healthy).all(|c| c.in_flight >= cs[i].in_flight));
-                }
-            }
-        }
-    }
-}
+pub use config::{EjectionConfig, RoutingConfig, Weights};
+pub use decision::{Decision, FilterReason, Scored};
+pub use eject::backoff_ms;
+pub use hash::{DEFAULT_BLOCK_BYTES, prefix_blocks};
+pub use pick::{Candidate, pick};
+pub use router::{Router, fits};
+pub use view::{EndpointView, LoadSignal, RouteRequest};

@@ -55,7 +55,9 @@ fn bench(c: &mut Criterion) {
                 }
             })
         });
-        let mut q: VecDeque<Pending> = (0..tenants * 4).map(|i| pending(i as u64, &names[i % tenants])).collect();
+        let mut q: VecDeque<Pending> = (0..tenants * 4)
+            .map(|i| pending(i as u64, &names[i % tenants]))
+            .collect();
         g.bench_function(BenchmarkId::new("fifo_baseline", tenants), |b| {
             b.iter(|| {
                 id += 1;

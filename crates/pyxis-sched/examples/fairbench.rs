@@ -22,16 +22,21 @@ fn main() -> Result<(), String> {
             other => return Err(format!("unknown argument `{other}`")),
         }
     }
-    let scenarios: Vec<Scenario> = if only.is_empty() { Scenario::all().to_vec() } else { only };
+    let scenarios: Vec<Scenario> = if only.is_empty() {
+        Scenario::all().to_vec()
+    } else {
+        only
+    };
     let started = std::time::Instant::now();
     let results: Mutex<Vec<FairReport>> = Mutex::new(Vec::new());
     let next = Mutex::new(scenarios.clone().into_iter());
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(scenarios.len());
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(scenarios.len());
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
-                loop {
-                    let Some(sc) = next.lock().ok().and_then(|mut it| it.next()) else { break };
+                while let Some(sc) = next.lock().ok().and_then(|mut it| it.next()) {
                     let r = fairbench_with(sc, seed, &opts);
                     if let Ok(mut v) = results.lock() {
                         v.push(r);
@@ -49,13 +54,22 @@ fn main() -> Result<(), String> {
     print_table(&reports);
     let failed: Vec<String> = reports
         .iter()
-        .flat_map(|r| r.checks.iter().filter(|c| !c.pass).map(move |c| format!("{} {}", r.scenario, c.goal)))
+        .flat_map(|r| {
+            r.checks
+                .iter()
+                .filter(|c| !c.pass)
+                .map(move |c| format!("{} {}", r.scenario, c.goal))
+        })
         .collect();
     println!(
         "\n{} goals checked, {} missed{}; {:.1} s wall",
         reports.iter().map(|r| r.checks.len()).sum::<usize>(),
         failed.len(),
-        if failed.is_empty() { String::new() } else { format!(": {}", failed.join(", ")) },
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", failed.join(", "))
+        },
         started.elapsed().as_secs_f64()
     );
     Ok(())

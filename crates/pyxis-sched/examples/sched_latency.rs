@@ -17,7 +17,10 @@ fn pending(id: u64, tenant: &str) -> Pending {
 }
 
 fn main() {
-    println!("{:>8} {:>10} {:>10} {:>10} {:>10} {:>12}", "tenants", "p50 ns", "p99 ns", "p99.9 ns", "max ns", "decisions/s");
+    println!(
+        "{:>8} {:>10} {:>10} {:>10} {:>10} {:>12}",
+        "tenants", "p50 ns", "p99 ns", "p99.9 ns", "max ns", "decisions/s"
+    );
     for tenants in [10usize, 1_000, 10_000, 100_000] {
         let mut s = Scheduler::new(
             SchedConfig {

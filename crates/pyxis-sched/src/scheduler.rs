@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use crate::api::{ClassConfig, Dispatch, Pending, Rejected, SchedConfig, TenantConfig, TenantStats};
 use crate::decay::Decayed;
 
-/// Time constant of the "recent service" window behind class floors and retry estimates.
+/// Time constant of the "recent" window behind headroom decisions and retry estimates.
 pub const DEFAULT_SHARE_WINDOW_MS: u64 = 10_000;
 /// Unconfigured tenants with nothing queued are forgotten after this long without activity.
 const IDLE_DROP_MS: u64 = 3_600_000;
@@ -17,6 +17,12 @@ const GC_EVERY_MS: u64 = 60_000;
 /// Bounds of the retry-after estimates.
 const RETRY_MIN_MS: u64 = 100;
 const RETRY_MAX_MS: u64 = 60_000;
+/// A tenant backlogged for less than this is interactive (headroom may serve it).
+const INTERACTIVE_MS: u64 = 1_000;
+/// A class's floor credit is kept within ± this many of the largest request cost seen: credit beyond it (owed
+/// while the class had nothing queued, or debt from service taken while higher classes did not need it) is
+/// forgotten, as a tenant's is by the lift.
+const FLOOR_BURST: f64 = 4.0;
 /// Name of the class unknown class names resolve to.
 pub const DEFAULT_CLASS: &str = "default";
 
@@ -42,6 +48,8 @@ struct Class {
     queued: usize,
     /// Weighted cost (input + max output) dispatched recently.
     service: Decayed,
+    /// Floor deficit: + min_share × every dispatch's cost, − this class's own dispatches. Owed when positive.
+    floor_credit: f64,
 }
 
 impl Class {
@@ -53,6 +61,7 @@ impl Class {
             age: BTreeSet::new(),
             queued: 0,
             service: Decayed::default(),
+            floor_credit: 0.0,
         }
     }
 
@@ -75,6 +84,8 @@ struct Tenant {
     counter: f64,
     /// Present exactly when the tenant has queued requests.
     key: Option<Key>,
+    /// When its queue last went from empty to non-empty.
+    backlogged_since_ms: u64,
     /// (seq, id) in arrival order; entries cancelled or evicted stay until they reach the front.
     queue: VecDeque<(u64, u64)>,
     queued: usize,
@@ -113,12 +124,20 @@ pub struct Scheduler {
     now_ms: u64,
     last_gc_ms: u64,
     dispatch_rate: Decayed,
+    /// Dispatches of interactive requests, decayed: whether headroom is worth keeping.
+    interactive_rate: Decayed,
     window_ms: f64,
     headroom: u64,
+    /// Largest weighted cost of one dispatch so far: the unit of floor credit bounds.
+    max_cost: f64,
 }
 
 fn sane_weight(w: f64) -> f64 {
-    if w.is_finite() && w > 0.0 { w.clamp(1e-6, 1e9) } else { 1.0 }
+    if w.is_finite() && w > 0.0 {
+        w.clamp(1e-6, 1e9)
+    } else {
+        1.0
+    }
 }
 
 fn sane_cost(w: f64, default: f64) -> f64 {
@@ -129,7 +148,11 @@ fn build_classes(cfgs: Vec<ClassConfig>) -> (Vec<Class>, usize) {
     let mut classes: Vec<Class> = cfgs
         .into_iter()
         .map(|mut c| {
-            c.min_share = if c.min_share.is_finite() { c.min_share.clamp(0.0, 1.0) } else { 0.0 };
+            c.min_share = if c.min_share.is_finite() {
+                c.min_share.clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
             Class::new(c)
         })
         .collect();
@@ -168,19 +191,25 @@ impl Scheduler {
             now_ms: 0,
             last_gc_ms: 0,
             dispatch_rate: Decayed::default(),
+            interactive_rate: Decayed::default(),
             window_ms: DEFAULT_SHARE_WINDOW_MS as f64,
             headroom: 0,
+            max_cost: 0.0,
         }
     }
 
-    /// Time constant of the decayed "recent service" that class floors are measured on (default 10 s).
+    /// Time constant of "recently" (a higher class active recently, interactive dispatches seen recently) and of
+    /// the dispatch rate behind retry-after estimates (default 10 s).
     pub fn set_share_window_ms(&mut self, ms: u64) {
         self.window_ms = ms.max(1) as f64;
     }
 
-    /// Tokens a class leaves free for higher classes that were active recently (default 0: fully
-    /// work-conserving). With it, a higher-class request arriving at a full endpoint finds room at once instead
-    /// of waiting for a lower-class request to finish. Floors are exempt: a class below its floor uses all.
+    /// Tokens of the budget kept free for arrivals that should not wait for a running request to finish
+    /// (default 0: fully work-conserving, pure VTC). A dispatch must leave `tokens` free when a higher class was
+    /// active recently, or when its tenant has been backlogged for over a second while requests of tenants that
+    /// were not ("interactive") were dispatched recently. Interactive tenants of the highest active class, and
+    /// a class served because it is below its floor, may use all of it. The order is unchanged (still the
+    /// least counter, still stop-filling), so the fairness bound holds with M the budget passed to `next`.
     pub fn set_headroom_tokens(&mut self, tokens: u64) {
         self.headroom = tokens;
     }
@@ -193,6 +222,7 @@ impl Scheduler {
             if let Some(o) = old.iter().find(|o| o.cfg.name == c.cfg.name) {
                 c.vtime = o.current_v();
                 c.service = o.service;
+                c.floor_credit = o.floor_credit;
             }
         }
         self.classes = new;
@@ -308,6 +338,7 @@ impl Scheduler {
             };
             c.backlogged.insert(key);
             t.key = Some(key);
+            t.backlogged_since_ms = now;
         }
         t.queue.push_back((seq, p.id));
         t.queued += 1;
@@ -325,7 +356,13 @@ impl Scheduler {
         let id = self.head(slot)?;
         let e = *self.requests.get(&id)?;
         let cost = u64::from(e.input) + u64::from(e.max_output);
-        let reserve = if !by_floor && self.headroom > 0 && self.higher_class_active(ci, now, total) {
+        let interactive = self
+            .tenant(slot)
+            .is_some_and(|t| now.saturating_sub(t.backlogged_since_ms) < INTERACTIVE_MS);
+        let keep = |s: &Self| {
+            (!interactive && s.interactive_rate.get(now, s.window_ms) > 0.05) || s.higher_class_active(ci, now, total)
+        };
+        let reserve = if !by_floor && self.headroom > 0 && keep(self) {
             self.headroom
         } else {
             0
@@ -338,10 +375,13 @@ impl Scheduler {
         }
         self.remove_queued(id)?;
         let charge = self.w_in * f64::from(e.input);
-        let c = &mut self.classes[ci];
-        c.service
-            .add(now, self.window_ms, charge + self.w_out * f64::from(e.max_output));
+        let committed = charge + self.w_out * f64::from(e.max_output);
+        self.classes[ci].service.add(now, self.window_ms, committed);
+        self.settle_floors(ci, committed);
         self.dispatch_rate.add(now, self.window_ms, 1.0);
+        if interactive {
+            self.interactive_rate.add(now, self.window_ms, 1.0);
+        }
         let t = self.tenants.get_mut(slot as usize).and_then(Option::as_mut)?;
         t.counter += charge / t.weight;
         t.dispatched += 1;
@@ -461,6 +501,7 @@ impl Scheduler {
             configured: false,
             counter: 0.0,
             key: None,
+            backlogged_since_ms: 0,
             queue: VecDeque::new(),
             queued: 0,
             dispatched: 0,
@@ -570,8 +611,8 @@ impl Scheduler {
         t.key = Some(key);
     }
 
-    /// The class to serve: the most starved class below its floor, else the highest value with work (ties: the
-    /// one holding the oldest request). Also says whether a floor chose it, and the total recent service.
+    /// The class to serve: the class owed the most floor credit, else the highest value with work (ties: the one
+    /// holding the oldest request). Also says whether a floor chose it, and the total recent service.
     fn choose_class(&self, now: u64) -> Option<(usize, bool, f64)> {
         let total: f64 = self.classes.iter().map(|c| c.service.get(now, self.window_ms)).sum();
         let mut starved: Option<(usize, f64)> = None;
@@ -580,17 +621,12 @@ impl Scheduler {
             if c.queued == 0 {
                 continue;
             }
-            if c.cfg.min_share > 0.0 {
-                let ratio = if total > 0.0 {
-                    c.service.get(now, self.window_ms) / (c.cfg.min_share * total)
-                } else {
-                    0.0
-                };
-                let better = starved.is_none_or(|(j, r)| {
-                    ratio < r || (ratio == r && c.cfg.value > self.classes[j].cfg.value)
-                });
-                if ratio < 1.0 && better {
-                    starved = Some((i, ratio));
+            if c.cfg.min_share > 0.0 && c.floor_credit > 0.0 {
+                let owed = c.floor_credit / c.cfg.min_share;
+                let better =
+                    starved.is_none_or(|(j, o)| owed > o || (owed == o && c.cfg.value > self.classes[j].cfg.value));
+                if better {
+                    starved = Some((i, owed));
                 }
             }
             let better = top.is_none_or(|j| {
@@ -604,6 +640,19 @@ impl Scheduler {
         match starved {
             Some((i, _)) => Some((i, top != Some(i), total)),
             None => top.map(|i| (i, false, total)),
+        }
+    }
+
+    /// Moves the floor credits after class `ci` was given `cost`.
+    fn settle_floors(&mut self, ci: usize, cost: f64) {
+        self.max_cost = self.max_cost.max(cost);
+        let bound = FLOOR_BURST * self.max_cost;
+        for (i, c) in self.classes.iter_mut().enumerate() {
+            if c.cfg.min_share <= 0.0 {
+                continue;
+            }
+            let own = if i == ci { cost } else { 0.0 };
+            c.floor_credit = (c.floor_credit + c.cfg.min_share * cost - own).clamp(-bound, bound);
         }
     }
 

@@ -109,7 +109,11 @@ fn run(weights: &[f64], timeouts: &[Option<u64>], ops: &[Op]) -> Result<(), Test
 
     let settle = |ids: &[u64], to: Fate, fate: &mut HashMap<u64, Fate>, queued: &mut Vec<Vec<u64>>| {
         for id in ids {
-            assert_eq!(fate.get(id), Some(&Fate::Queued), "{id} left the queue twice or was never queued");
+            assert_eq!(
+                fate.get(id),
+                Some(&Fate::Queued),
+                "{id} left the queue twice or was never queued"
+            );
             fate.insert(*id, to);
             for q in queued.iter_mut() {
                 q.retain(|x| x != id);
@@ -212,15 +216,16 @@ fn run(weights: &[f64], timeouts: &[Option<u64>], ops: &[Op]) -> Result<(), Test
                     continue;
                 }
                 let d = service[f] - service[g];
-                if backlogged_before[f] && backlogged_before[g] {
-                    if let Some((lo, hi)) = span.get_mut(&(f, g)) {
-                        *lo = lo.min(d);
-                        *hi = hi.max(d);
-                        let gap = *hi - *lo;
-                        let bound = u / weights[f] + u / weights[g];
-                        worst = worst.max(gap / bound);
-                        prop_assert!(gap <= bound + 1e-6, "gap {gap} > bound {bound} for t{f}, t{g}");
-                    }
+                if backlogged_before[f]
+                    && backlogged_before[g]
+                    && let Some((lo, hi)) = span.get_mut(&(f, g))
+                {
+                    *lo = lo.min(d);
+                    *hi = hi.max(d);
+                    let gap = *hi - *lo;
+                    let bound = u / weights[f] + u / weights[g];
+                    worst = worst.max(gap / bound);
+                    prop_assert!(gap <= bound + 1e-6, "gap {gap} > bound {bound} for t{f}, t{g}");
                 }
                 if backlogged_after[f] && backlogged_after[g] {
                     span.entry((f, g)).or_insert((d, d));

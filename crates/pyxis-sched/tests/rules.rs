@@ -42,7 +42,10 @@ fn tenant(weight: f64, class: &str) -> TenantConfig {
 }
 
 fn counter(s: &Scheduler, t: &str) -> f64 {
-    s.stats().into_iter().find(|x| x.tenant == t).map_or(-1.0, |x| x.counter)
+    s.stats()
+        .into_iter()
+        .find(|x| x.tenant == t)
+        .map_or(-1.0, |x| x.counter)
 }
 
 fn drain(s: &mut Scheduler, now: u64) -> Vec<String> {
@@ -169,7 +172,34 @@ fn class_below_its_floor_is_served_first() {
             lo += 1;
         }
     }
-    assert!((95..=110).contains(&lo), "lo got {lo} of 500 at a 20% floor");
+    assert!((98..=102).contains(&lo), "lo got {lo} of 500 at a 20% floor");
+}
+
+#[test]
+fn floor_debt_from_an_idle_higher_class_is_forgotten() {
+    let big = SchedConfig {
+        max_queued_total: 10_000,
+        ..cfg()
+    };
+    let mut s = Scheduler::new(big, vec![class("hi", 10, false, 0.0), class("lo", 1, false, 0.1)]);
+    s.set_tenant("h", tenant(1.0, "hi"));
+    s.set_tenant("l", tenant(1.0, "lo"));
+    // lo alone takes everything for a long time...
+    for i in 0..2000 {
+        s.enqueue(0, req(i, "l", 100, 100)).unwrap();
+    }
+    for _ in 0..1000 {
+        assert_eq!(s.next(0, BIG).unwrap().tenant, "l");
+    }
+    // ...then hi saturates: lo is served again after a bounded number of hi dispatches, not after 9000.
+    for i in 0..1000 {
+        s.enqueue(1, req(10_000 + i, "h", 100, 100)).unwrap();
+    }
+    let order: Vec<String> = (0..100).filter_map(|_| s.next(1, BIG).map(|d| d.tenant)).collect();
+    let first_lo = order.iter().position(|t| t == "l").unwrap();
+    assert!((30..=50).contains(&first_lo), "lo waited {first_lo} dispatches");
+    let lo = order.iter().filter(|t| *t == "l").count();
+    assert!((5..=12).contains(&lo), "{lo}");
 }
 
 #[test]
@@ -206,7 +236,10 @@ fn tenant_cap_is_429_and_total_cap_503() {
     assert!(e.to_string().contains("tenant's queue is full"));
     s.enqueue(0, req(4, "b", 1, 1)).unwrap();
     let e = s.enqueue(0, req(5, "c", 1, 1)).unwrap_err();
-    assert!(matches!(e, Rejected::QueueFull { retry_after_ms } if retry_after_ms >= 100), "{e:?}");
+    assert!(
+        matches!(e, Rejected::QueueFull { retry_after_ms } if retry_after_ms >= 100),
+        "{e:?}"
+    );
     assert_eq!((s.queued(), s.queued_for("a"), s.queued_for("c")), (3, 2, 0));
 }
 
@@ -231,10 +264,17 @@ fn higher_class_evicts_oldest_queued_preemptible_of_the_lowest_class() {
     s.enqueue(1, req(2, "u", 1, 1)).unwrap();
     s.enqueue(2, req(3, "u", 1, 1)).unwrap();
     s.enqueue(3, req(4, "b", 1, 1)).unwrap();
-    assert_eq!(s.enqueue(4, req(5, "h", 1, 1)).unwrap(), vec![2], "oldest of the lowest class");
+    assert_eq!(
+        s.enqueue(4, req(5, "h", 1, 1)).unwrap(),
+        vec![2],
+        "oldest of the lowest class"
+    );
     assert_eq!(s.enqueue(5, req(6, "b", 1, 1)).unwrap(), vec![3], "batch evicts bulk");
     // bulk is empty now; batch cannot evict batch (same class).
-    assert!(matches!(s.enqueue(6, req(7, "b", 1, 1)), Err(Rejected::QueueFull { .. })));
+    assert!(matches!(
+        s.enqueue(6, req(7, "b", 1, 1)),
+        Err(Rejected::QueueFull { .. })
+    ));
     assert_eq!(s.enqueue(7, req(8, "h", 1, 1)).unwrap(), vec![1]);
     assert!(!s.cancel(2), "evicted ids are gone");
     assert_eq!(s.queued(), 4);
@@ -252,7 +292,10 @@ fn non_preemptible_lower_class_is_never_evicted() {
     s.set_tenant("h", tenant(1.0, "hi"));
     s.set_tenant("l", tenant(1.0, "lo"));
     s.enqueue(0, req(1, "l", 1, 1)).unwrap();
-    assert!(matches!(s.enqueue(0, req(2, "h", 1, 1)), Err(Rejected::QueueFull { .. })));
+    assert!(matches!(
+        s.enqueue(0, req(2, "h", 1, 1)),
+        Err(Rejected::QueueFull { .. })
+    ));
 }
 
 #[test]
@@ -359,12 +402,42 @@ fn lower_class_leaves_headroom_for_a_recently_active_higher_class() {
     s.set_tenant("h", tenant(1.0, "hi"));
     s.set_tenant("l", tenant(1.0, "lo"));
     s.enqueue(0, req(1, "l", 100, 100)).unwrap();
-    assert_eq!(s.next(0, 200).unwrap().id, 1, "no higher class seen yet: all of the budget");
+    assert_eq!(
+        s.next(0, 200).unwrap().id,
+        1,
+        "no higher class seen yet: all of the budget"
+    );
     s.enqueue(0, req(2, "h", 100, 100)).unwrap();
     assert_eq!(s.next(0, 200).unwrap().id, 2);
     s.enqueue(1, req(3, "l", 100, 100)).unwrap();
     assert!(s.next(1, 600).is_none(), "500 tokens stay free for hi");
     assert_eq!(s.next(1, 700).unwrap().id, 3);
+}
+
+#[test]
+fn long_backlogged_tenant_leaves_headroom_for_interactive_ones() {
+    let mut s = Scheduler::new(cfg(), vec![]);
+    s.set_headroom_tokens(500);
+    for i in 0..50 {
+        s.enqueue(0, req(i, "heavy", 100, 100)).unwrap();
+    }
+    // No interactive traffic seen yet: the backlog may use the whole budget.
+    assert!(s.next(2000, 200).is_some());
+    s.enqueue(2000, req(100, "light", 100, 100)).unwrap();
+    assert_eq!(
+        s.next(2000, 200).unwrap().tenant,
+        "light",
+        "interactive: all of the budget"
+    );
+    // heavy has been backlogged since t=0: it must leave 500 free now.
+    assert!(s.next(2001, 600).is_none());
+    assert_eq!(s.next(2001, 700).unwrap().tenant, "heavy");
+    // A tenant backlogged for under a second is still interactive.
+    s.enqueue(2002, req(101, "light", 100, 100)).unwrap();
+    s.enqueue(2002, req(102, "light", 100, 100)).unwrap();
+    s.charge_output("heavy", 1000);
+    assert_eq!(s.next(2500, 200).unwrap().tenant, "light");
+    assert_eq!(s.next(2600, 200).unwrap().tenant, "light");
 }
 
 #[test]

@@ -45,6 +45,11 @@ pub struct RouteRequest<'a> {
 pub trait Router {
     /// Chooses among `engines` (only those with capacity should be picked).
     fn route(&mut self, now: Time, req: &RouteRequest<'_>, engines: &[EngineView<'_>]) -> Option<usize>;
+    /// The first token of request `id` (routed to `engine`) came out `ttft` seconds after it
+    /// arrived: feedback for routers that learn latency online. Default: ignored.
+    fn on_first_token(&mut self, _now: Time, _id: u64, _engine: usize, _ttft: f64) {}
+    /// Request `id` finished on `engine`. Default: ignored.
+    fn on_finish(&mut self, _now: Time, _id: u64, _engine: usize) {}
 }
 
 /// A request waiting in the gateway before admission.
@@ -77,6 +82,13 @@ pub trait AdmissionScheduler {
     }
     /// A request of `tenant` finished (for usage-based fairness).
     fn on_finish(&mut self, _now: Time, _tenant: u32, _usage: &Usage) {}
+    /// Request `id` of `tenant` produced one output token: per-token usage accounting (VTC charges
+    /// output as it is decoded). Default: ignored.
+    fn on_token(&mut self, _now: Time, _id: u64, _tenant: u32) {}
+    /// Request `id`, taken by `pop`, left the gateway (finished, or refused by the router or the
+    /// engine): the scheduler may release what it reserved for it (an in-flight token budget).
+    /// Default: ignored.
+    fn on_release(&mut self, _now: Time, _id: u64) {}
 }
 
 /// First come, first served.
@@ -502,6 +514,7 @@ impl VirtualFleet {
             let choice = router.route(now, &rr, &views);
             drop(views);
             let Some(e) = choice.filter(|e| *e < self.engines.len()) else {
+                sched.on_release(now, q.id);
                 self.reject(q.id);
                 continue;
             };
@@ -526,6 +539,7 @@ impl VirtualFleet {
                 lora: req.lora,
             };
             if self.engines[e].engine.submit(now, sr).is_err() {
+                sched.on_release(now, q.id);
                 self.reject(q.id);
                 continue;
             }
@@ -577,6 +591,10 @@ impl VirtualFleet {
                         let (all, tenants) = (&mut self.all, &mut self.tenants);
                         let slot = (id & 0xffff_ffff) as usize;
                         if let Some(Some(t)) = self.tracks.get_mut(slot) {
+                            sched.on_token(now, *id, t.tenant);
+                            if *index == 0 {
+                                router.on_first_token(now, *id, e, now - t.arrival);
+                            }
                             if t.measured {
                                 let c = tenants.get_mut(t.tenant as usize);
                                 if *index == 0 {
@@ -601,6 +619,7 @@ impl VirtualFleet {
                         self.engines[e].in_flight = self.engines[e].in_flight.saturating_sub(1);
                         self.engines[e].completed += 1;
                         if let Some(t) = self.drop_track(*id) {
+                            router.on_finish(now, *id, e);
                             self.last_finish = self.last_finish.max(now);
                             if t.measured {
                                 for c in [Some(&mut self.all), self.tenants.get_mut(t.tenant as usize)]
@@ -615,6 +634,7 @@ impl VirtualFleet {
                                 }
                             }
                             sched.on_finish(now, t.tenant, usage);
+                            sched.on_release(now, *id);
                             if t.client != OPEN_LOOP
                                 && let Some(next) = source.on_finish(now, t.client)
                             {

@@ -92,7 +92,7 @@ impl AdmissionScheduler for Gate {
         let c = cost(&q);
         self.used += c;
         self.held.insert(q.id, c);
-        self.rec.dispatch(now, q.tenant, q.prompt_tokens);
+        self.rec.dispatch(now, q.id, q.tenant, q.prompt_tokens);
         Some(q)
     }
 
@@ -116,5 +116,6 @@ impl AdmissionScheduler for Gate {
         if let Some(c) = self.held.remove(&id) {
             self.used = self.used.saturating_sub(c);
         }
+        self.rec.done(id);
     }
 }

@@ -184,7 +184,10 @@ mod tests {
         assert!((700..1100).contains(&count(1, 0.0, 100.0)));
         // Ramp: a quarter of its arrivals in the first half.
         let (first, all) = (count(2, 0.0, 50.0), count(2, 0.0, 100.0));
-        assert!((all as f64 * 0.2..all as f64 * 0.3).contains(&(first as f64)), "{first}/{all}");
+        assert!(
+            (all as f64 * 0.2..all as f64 * 0.3).contains(&(first as f64)),
+            "{first}/{all}"
+        );
         assert!(a.windows(2).all(|w| w[0].at <= w[1].at));
     }
 }

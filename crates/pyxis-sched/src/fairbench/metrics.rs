@@ -1,5 +1,5 @@
-//! FAIRBENCH measurements: the service gap between tenants backlogged together, per-second service and demand
-//! bins for windowed Jain's index, and time-to-first-token samples.
+//! FAIRBENCH measurements: the service gap between tenants backlogged together, per-second service against an
+//! ideal weighted fair (GPS) reference for windowed Jain's index, and time-to-first-token samples.
 
 use std::collections::HashMap;
 
@@ -83,6 +83,15 @@ impl GapTracker {
     }
 }
 
+/// One arrival, for the fair reference.
+#[derive(Debug, Clone, Copy)]
+struct Arrived {
+    at: Time,
+    tenant: u32,
+    input: u32,
+    max_out: u32,
+}
+
 /// Everything FAIRBENCH measures in one run.
 #[derive(Debug, Clone)]
 pub(crate) struct Recorder {
@@ -97,11 +106,19 @@ pub(crate) struct Recorder {
     pub tokens: Vec<f64>,
     /// [second][tenant] requests dispatched.
     pub dispatches: Vec<Vec<u32>>,
+    /// Per tenant: dispatch times.
+    pub dispatch_times: Vec<Vec<Time>>,
     queued: Vec<u32>,
     pub gap: GapTracker,
+    arrivals: Vec<Arrived>,
     waiting_first: HashMap<u64, (u32, Time)>,
+    last_token: HashMap<u64, Time>,
+    itl_sum: f64,
+    itl_n: u64,
     /// Per tenant: (arrival, TTFT) of every request that produced a token.
     pub ttft: Vec<Vec<(Time, f64)>>,
+    /// Per tenant: (arrival, time queued in the gateway) of every dispatched request.
+    pub wait: Vec<Vec<(Time, f64)>>,
 }
 
 fn bin<T: Clone + Default>(v: &mut Vec<Vec<T>>, t: Time, n: usize) -> &mut Vec<T> {
@@ -123,10 +140,16 @@ impl Recorder {
             arrived: Vec::new(),
             tokens: Vec::new(),
             dispatches: Vec::new(),
+            dispatch_times: vec![Vec::new(); n],
             queued: vec![0; n],
             gap: GapTracker::new(weights, class, u),
+            arrivals: Vec::new(),
             waiting_first: HashMap::new(),
+            last_token: HashMap::new(),
+            itl_sum: 0.0,
+            itl_n: 0,
             ttft: vec![Vec::new(); n],
+            wait: vec![Vec::new(); n],
         }
     }
 
@@ -134,16 +157,26 @@ impl Recorder {
         let t = tenant as usize;
         let cost = self.w_in * f64::from(input) + self.w_out * f64::from(max_out);
         bin(&mut self.arrived, now, self.n)[t] += cost;
+        self.arrivals.push(Arrived {
+            at: now,
+            tenant,
+            input,
+            max_out,
+        });
         self.waiting_first.insert(id, (tenant, now));
         self.queued[t] += 1;
         self.gap.set_backlogged(t, true);
     }
 
-    pub(crate) fn dispatch(&mut self, now: Time, tenant: u32, input: u32) {
+    pub(crate) fn dispatch(&mut self, now: Time, id: u64, tenant: u32, input: u32) {
         let t = tenant as usize;
+        if let Some((_, at)) = self.waiting_first.get(&id) {
+            self.wait[t].push((*at, now - at));
+        }
         let w = self.w_in * f64::from(input);
         bin(&mut self.service, now, self.n)[t] += w;
         bin(&mut self.dispatches, now, self.n)[t] += 1;
+        self.dispatch_times[t].push(now);
         let i = now.max(0.0) as usize;
         if self.tokens.len() <= i {
             self.tokens.resize(i + 1, 0.0);
@@ -168,6 +201,14 @@ impl Recorder {
         if let Some((tn, at)) = self.waiting_first.remove(&id) {
             self.ttft[tn as usize].push((at, now - at));
         }
+        if let Some(prev) = self.last_token.insert(id, now) {
+            self.itl_sum += now - prev;
+            self.itl_n += 1;
+        }
+    }
+
+    pub(crate) fn done(&mut self, id: u64) {
+        self.last_token.remove(&id);
     }
 
     /// Sum of per-second rows over [from, to) seconds, per tenant.
@@ -192,6 +233,47 @@ impl Recorder {
         let s: f64 = self.tokens.get(a..b).unwrap_or(&[]).iter().sum();
         s / (to - from).max(1e-9)
     }
+
+    /// [second][tenant] service an ideal weighted fair (GPS) server would have given, second by second, with
+    /// the capacity actually delivered that second. A request's demand appears as it could be served: input
+    /// at arrival, output spread over `max_out` × the run's mean inter-token time.
+    pub(crate) fn fair_reference(&self, weights: &[f64]) -> Vec<Vec<f64>> {
+        let secs = self.service.len();
+        let tpot = if self.itl_n > 0 {
+            self.itl_sum / self.itl_n as f64
+        } else {
+            0.01
+        };
+        let mut demand = vec![vec![0.0; self.n]; secs + 1];
+        for a in &self.arrivals {
+            let t = a.tenant as usize;
+            let start = a.at.max(0.0);
+            if let Some(row) = demand.get_mut(start as usize) {
+                row[t] += self.w_in * f64::from(a.input);
+            }
+            let (end, total) = (start + f64::from(a.max_out) * tpot, self.w_out * f64::from(a.max_out));
+            let span = (end - start).max(1e-9);
+            let mut s = start;
+            while s < end && (s as usize) < secs {
+                let next = (s.floor() + 1.0).min(end);
+                demand[s as usize][t] += total * (next - s) / span;
+                s = next;
+            }
+        }
+        let mut backlog = vec![0.0; self.n];
+        let mut fair = Vec::with_capacity(secs);
+        for (k, served) in self.service.iter().enumerate() {
+            for (b, d) in backlog.iter_mut().zip(&demand[k]) {
+                *b += d;
+            }
+            let alloc = max_min_shares(&backlog, weights, served.iter().sum());
+            for (b, a) in backlog.iter_mut().zip(&alloc) {
+                *b -= a;
+            }
+            fair.push(alloc);
+        }
+        fair
+    }
 }
 
 /// Weighted max-min fair shares of `capacity` among `demand`s.
@@ -202,8 +284,9 @@ pub(crate) fn max_min_shares(demand: &[f64], weights: &[f64], capacity: f64) -> 
     while !active.is_empty() && left > 1e-9 {
         let wsum: f64 = active.iter().map(|&i| weights[i]).sum();
         let level = left / wsum;
-        let (sat, rest): (Vec<usize>, Vec<usize>) =
-            active.iter().partition(|&&i| demand[i] - share[i] <= level * weights[i]);
+        let (sat, rest): (Vec<usize>, Vec<usize>) = active
+            .iter()
+            .partition(|&&i| demand[i] - share[i] <= level * weights[i]);
         if sat.is_empty() {
             for &i in &rest {
                 share[i] += level * weights[i];
@@ -219,23 +302,22 @@ pub(crate) fn max_min_shares(demand: &[f64], weights: &[f64], capacity: f64) -> 
     share
 }
 
-/// Jain's index and the floor (least ratio) of service over max-min fair share, per window.
+/// Jain's index and the floor (least ratio) of service over the fair reference, per window, over tenants whose
+/// fair share in the window is at least 0.2 % of what was served.
 pub(crate) fn jain_windows(rec: &Recorder, weights: &[f64], from: f64, to: f64, window: f64) -> Vec<(f64, f64)> {
     let n = rec.tenants();
+    let fair = rec.fair_reference(weights);
     let mut out = Vec::new();
     let mut a = from;
     while a + window <= to + 1e-9 {
         let b = a + window;
         let served = Recorder::sum(&rec.service, n, a, b);
-        let before_s = Recorder::sum(&rec.service, n, 0.0, a);
-        let before_a = Recorder::sum(&rec.arrived, n, 0.0, a);
-        let arrived = Recorder::sum(&rec.arrived, n, a, b);
-        let demand: Vec<f64> = (0..n)
-            .map(|i| (before_a[i] - before_s[i]).max(0.0) + arrived[i])
+        let share = Recorder::sum(&fair, n, a, b);
+        let total: f64 = served.iter().sum();
+        let x: Vec<f64> = (0..n)
+            .filter(|&i| share[i] > 0.002 * total)
+            .map(|i| served[i] / share[i])
             .collect();
-        let capacity: f64 = served.iter().sum();
-        let share = max_min_shares(&demand, weights, capacity);
-        let x: Vec<f64> = (0..n).filter(|&i| share[i] > 0.0).map(|i| served[i] / share[i]).collect();
         if !x.is_empty() {
             let s: f64 = x.iter().sum();
             let s2: f64 = x.iter().map(|v| v * v).sum();
@@ -284,6 +366,23 @@ mod tests {
         g.serve(0, 100.0);
         assert_eq!(g.max_gap, 5.0);
         assert!((g.max_ratio - 0.25).abs() < 1e-12);
+    }
+
+    #[test]
+    fn fair_reference_splits_each_second_among_tenants_with_demand() {
+        let mut rec = Recorder::new(1.0, 2.0, vec![1.0, 1.0], vec![0, 0], 1.0);
+        rec.arrive(0.0, 1, 0, 1000, 0);
+        rec.arrive(5.0, 2, 1, 1000, 0);
+        rec.service = [vec![vec![100.0, 0.0]; 5], vec![vec![50.0, 50.0]; 5]].concat();
+        let fair = rec.fair_reference(&[1.0, 1.0]);
+        assert_eq!(fair[4], vec![100.0, 0.0]);
+        assert_eq!(fair[5], vec![50.0, 50.0]);
+        let w = jain_windows(&rec, &[1.0, 1.0], 0.0, 10.0, 10.0);
+        assert!((w[0].0 - 1.0).abs() < 1e-9 && (w[0].1 - 1.0).abs() < 1e-9, "{w:?}");
+        // Serving only the first tenant after the second arrived is unfair.
+        rec.service = vec![vec![100.0, 0.0]; 10];
+        let w = jain_windows(&rec, &[1.0, 1.0], 0.0, 10.0, 10.0);
+        assert!(w[0].1 < 0.01 && w[0].0 < 0.6, "{w:?}");
     }
 
     #[test]

@@ -59,7 +59,31 @@ fn tenant(name: &str, weight: f64, class: &'static str, rate: Rate, input: Lengt
 /// A tenant with fixed lengths sending `mult` × `share` (weighted tokens/s) worth of requests.
 fn at_share(name: &str, mult: f64, share: f64, input: u32, output: u32) -> Traffic {
     let cost = W_IN * f64::from(input) + W_OUT * f64::from(output);
-    tenant(name, 1.0, "", Rate::Const(mult * share / cost), fixed(input), fixed(output))
+    tenant(
+        name,
+        1.0,
+        "",
+        Rate::Const(mult * share / cost),
+        fixed(input),
+        fixed(output),
+    )
+}
+
+/// Uniform lengths around `mean` (±50 %): requests of one size finish in lock-step, which no real traffic does.
+fn around(mean: u32) -> LengthDist {
+    LengthDist::Uniform {
+        min: mean / 2,
+        max: mean + mean / 2,
+    }
+}
+
+/// [`at_share`] with lengths spread ±50 % around the means.
+fn at_share_spread(name: &str, mult: f64, share: f64, input: u32, output: u32) -> Traffic {
+    Traffic {
+        input: around(input),
+        output: around(output),
+        ..at_share(name, mult, share, input, output)
+    }
 }
 
 fn u_of(budget: u64, tenants: &[Traffic]) -> f64 {
@@ -95,7 +119,13 @@ fn simulate(ctx: &Ctx<'_>, setup: &Setup, policy: Policy) -> Recorder {
     let class: Vec<u8> = setup
         .tenants
         .iter()
-        .map(|t| setup.classes.iter().position(|c| c.name == t.class).map_or(255, |i| i as u8))
+        .map(|t| {
+            setup
+                .classes
+                .iter()
+                .position(|c| c.name == t.class)
+                .map_or(255, |i| i as u8)
+        })
         .collect();
     let weights = setup.tenants.iter().map(|t| t.weight).collect();
     let rec = Recorder::new(W_IN, W_OUT, weights, class, u_of(opts.budget_tokens, &setup.tenants));
@@ -131,7 +161,8 @@ fn calibrate(opts: &BenchOptions, engine: &EngineConfig, seed: u64) -> f64 {
 
 fn base_report(setup: &Setup, rec: &Recorder, policy: Policy, warmup: f64) -> PolicyReport {
     let weights: Vec<f64> = setup.tenants.iter().map(|t| t.weight).collect();
-    let w = jain_windows(rec, &weights, warmup, setup.duration, WINDOW_S);
+    let window = WINDOW_S.min(setup.duration - warmup);
+    let w = jain_windows(rec, &weights, warmup, setup.duration, window);
     let jain_mean = if w.is_empty() {
         0.0
     } else {
@@ -176,6 +207,17 @@ fn ttft_p99(rec: &Recorder, tenants: &[usize], from: f64, to: f64) -> f64 {
     quantile(&mut v, 0.99)
 }
 
+/// p99 gateway queue wait of `tenants`' requests arriving in [from, to).
+fn wait_p99(rec: &Recorder, tenants: &[usize], from: f64, to: f64) -> f64 {
+    let mut v: Vec<f64> = tenants
+        .iter()
+        .flat_map(|&t| rec.wait[t].iter())
+        .filter(|(at, _)| *at >= from && *at < to)
+        .map(|(_, x)| *x)
+        .collect();
+    quantile(&mut v, 0.99)
+}
+
 /// Share of service of `tenants` among all in [from, to).
 fn share_of(rec: &Recorder, tenants: &[usize], from: f64, to: f64) -> f64 {
     let s = Recorder::sum(&rec.service, rec.tenants(), from, to);
@@ -193,7 +235,12 @@ fn common_checks(checks: &mut Vec<Check>, vtc: &PolicyReport, fcfs: &PolicyRepor
     ));
     if jain {
         checks.push(check("G2 Jain mean", ">= 0.98", vtc.jain_mean, vtc.jain_mean >= 0.98));
-        checks.push(check("G2 floor p5", ">= 0.90", vtc.jain_floor_p5, vtc.jain_floor_p5 >= 0.90));
+        checks.push(check(
+            "G2 floor p5",
+            ">= 0.90",
+            vtc.jain_floor_p5,
+            vtc.jain_floor_p5 >= 0.90,
+        ));
     }
     let ratio = vtc.throughput_tok_s / fcfs.throughput_tok_s.max(1e-9);
     checks.push(check("G4 throughput/FCFS", ">= 0.97", ratio, ratio >= 0.97));
@@ -220,7 +267,10 @@ pub(super) fn run(scenario: Scenario, seed: u64, opts: &BenchOptions, engine: En
         Scenario::S3 => {
             let share = c / 2.0;
             let setup = Setup {
-                tenants: vec![at_share("short-in", 2.0, share, 32, 512), at_share("long-in", 2.0, share, 512, 32)],
+                tenants: vec![
+                    at_share("short-in", 2.0, share, 32, 512),
+                    at_share("long-in", 2.0, share, 512, 32),
+                ],
                 classes: Vec::new(),
                 duration: 600.0 * sc,
             };
@@ -267,8 +317,8 @@ fn s2(ctx: &Ctx<'_>, sc: f64, checks: &mut Vec<Check>) -> Outcome {
     let share = ctx.c / 8.0;
     let (duration, warmup) = (600.0 * sc, 60.0 * sc);
     let setup_for = |mult: f64| Setup {
-        tenants: std::iter::once(at_share("hitter", mult, share, 256, 256))
-            .chain((1..8).map(|i| at_share(&format!("light{i}"), 0.5, share, 256, 256)))
+        tenants: std::iter::once(at_share_spread("hitter", mult, share, 256, 256))
+            .chain((1..8).map(|i| at_share_spread(&format!("light{i}"), 0.5, share, 256, 256)))
             .collect(),
         classes: Vec::new(),
         duration,
@@ -285,6 +335,8 @@ fn s2(ctx: &Ctx<'_>, sc: f64, checks: &mut Vec<Check>) -> Outcome {
             let rec = simulate(ctx, &setup, policy);
             let p99 = ttft_p99(&rec, &lights, warmup, duration);
             extra.push(metric(&format!("light p99 TTFT, hitter {mult}x (s)"), p99));
+            let wait = wait_p99(&rec, &lights, warmup, duration);
+            extra.push(metric(&format!("light p99 gateway wait, hitter {mult}x (s)"), wait));
             extra.push(metric(&format!("light p99 ratio {mult}x/1x"), p99 / base_p99.max(1e-9)));
             // Demand arriving up to 30 s before the end had time to be served.
             let arrived: f64 = Recorder::sum(&rec.arrived, 8, warmup, duration - 30.0 * sc)
@@ -295,7 +347,10 @@ fn s2(ctx: &Ctx<'_>, sc: f64, checks: &mut Vec<Check>) -> Outcome {
                 .iter()
                 .skip(1)
                 .sum();
-            extra.push(metric(&format!("light demand served {mult}x"), served / arrived.max(1e-9)));
+            extra.push(metric(
+                &format!("light demand served {mult}x"),
+                served / arrived.max(1e-9),
+            ));
             report = Some(base_report(&setup, &rec, policy, warmup));
         }
         let mut r = report.unwrap_or_else(|| base_report(&main, &simulate(ctx, &main, policy), policy, warmup));
@@ -310,7 +365,12 @@ fn s2(ctx: &Ctx<'_>, sc: f64, checks: &mut Vec<Check>) -> Outcome {
             checks.push(check(&format!("G3 {name}"), "<= 1.25", x, x <= 1.25));
         }
         if let Some(x) = extra(&v, &format!("light demand served {mult}x")) {
-            checks.push(check(&format!("G3 light demand served {mult}x"), ">= 0.98", x, x >= 0.98));
+            checks.push(check(
+                &format!("G3 light demand served {mult}x"),
+                ">= 0.98",
+                x,
+                x >= 0.98,
+            ));
         }
     }
     (main, v, f)
@@ -346,8 +406,10 @@ fn s4(ctx: &Ctx<'_>, sc: f64, checks: &mut Vec<Check>) -> Outcome {
             .map(|(s, _)| s as f64 + 1.0)
             .fold(0.0, f64::max);
         r.extra.push(metric("returning idle before return (s)", back - last));
-        r.extra
-            .push(metric("returning share, first 30 s back", share_of(rec, &[1], back, back + 30.0 * sc)));
+        r.extra.push(metric(
+            "returning share, first 30 s back",
+            share_of(rec, &[1], back, back + 30.0 * sc),
+        ));
     }
     common_checks(checks, &v, &f, true);
     if let Some(x) = extra(&v, "returning share, first 30 s back") {
@@ -378,7 +440,8 @@ fn s5(ctx: &Ctx<'_>, sc: f64, checks: &mut Vec<Check>) -> Outcome {
         for (i, w) in weights.iter().enumerate() {
             let share = share_of(rec, &[i], warmup, setup.duration);
             let target = w / wsum;
-            r.extra.push(metric(&format!("share w={w} (target {target:.2})"), share));
+            r.extra
+                .push(metric(&format!("share w={w} (target {target:.2})"), share));
             worst = worst.max((share - target).abs() / target);
         }
         r.extra.push(metric("max relative share error", worst));
@@ -443,7 +506,7 @@ fn s7(ctx: &Ctx<'_>, sc: f64, checks: &mut Vec<Check>) -> Outcome {
     ];
     let hi = |name: &str| {
         let rate = Rate::Steps(vec![(0.0, 0.3 * ctx.c / cost), (burst, 0.75 * ctx.c / cost)]);
-        tenant(name, 1.0, "hi", rate, fixed(256), fixed(256))
+        tenant(name, 1.0, "hi", rate, around(256), around(256))
     };
     let lo = |name: &str| {
         let to = 2.0 * ctx.c / cost;
@@ -452,7 +515,7 @@ fn s7(ctx: &Ctx<'_>, sc: f64, checks: &mut Vec<Check>) -> Outcome {
             until_s: burst,
             after: to,
         };
-        tenant(name, 1.0, "lo", rate, fixed(256), fixed(256))
+        tenant(name, 1.0, "lo", rate, around(256), around(256))
     };
     let setup = Setup {
         tenants: vec![hi("hi0"), hi("hi1"), lo("lo0"), lo("lo1")],
@@ -472,15 +535,30 @@ fn s7(ctx: &Ctx<'_>, sc: f64, checks: &mut Vec<Check>) -> Outcome {
         let base_p99 = ttft_p99(&b, &[0, 1], warmup, burst);
         r.extra.push(metric("hi p99 TTFT before the burst (s)", p99));
         r.extra.push(metric("hi p99 TTFT, no lo (s)", base_p99));
+        r.extra.push(metric(
+            "hi p99 gateway wait before the burst (s)",
+            wait_p99(&rec, &[0, 1], warmup, burst),
+        ));
         r.extra.push(metric("hi p99 ratio", p99 / base_p99.max(1e-9)));
-        let step = 10.0 * sc;
+        let step = 30.0 * sc;
         let mut floor: f64 = 1.0;
-        let mut a = burst + step;
+        let mut a = burst;
         while a + step <= duration + 1e-9 {
             floor = floor.min(share_of(&rec, &[2, 3], a, a + step));
             a += step;
         }
-        r.extra.push(metric("lo least 10 s share during hi overload", floor));
+        r.extra.push(metric("lo least 30 s share in hi overload", floor));
+        let mut times: Vec<f64> = [2, 3]
+            .iter()
+            .flat_map(|&t| rec.dispatch_times[t].iter().copied())
+            .filter(|t| *t >= burst)
+            .collect();
+        times.push(burst);
+        times.push(duration);
+        times.sort_by(f64::total_cmp);
+        let starved = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+        r.extra
+            .push(metric("lo longest wait for a dispatch in hi overload (s)", starved));
         r
     };
     let (v, f) = (one(Policy::Vtc), one(Policy::Fcfs));
@@ -488,8 +566,11 @@ fn s7(ctx: &Ctx<'_>, sc: f64, checks: &mut Vec<Check>) -> Outcome {
     if let Some(x) = extra(&v, "hi p99 ratio") {
         checks.push(check("G7 hi p99 TTFT / no-lo", "<= 1.10", x, x <= 1.10));
     }
-    if let Some(x) = extra(&v, "lo least 10 s share during hi overload") {
+    if let Some(x) = extra(&v, "lo least 30 s share in hi overload") {
         checks.push(check("G7 lo floor", ">= 90% of the 10% floor", x, x >= 0.9 * min_share));
+    }
+    if let Some(x) = extra(&v, "lo longest wait for a dispatch in hi overload (s)") {
+        checks.push(check("G7 lo starvation (s)", "<= 30", x, x <= 30.0));
     }
     (setup, v, f)
 }
