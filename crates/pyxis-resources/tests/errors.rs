@@ -174,11 +174,15 @@ fn bad_api_version() {
 fn unknown_kind() {
     assert_errors(
         &edit("kind: Model", "kind: Modle"),
-        &["fleet.yaml:23:1: kind: unknown kind \"Modle\" (known kinds: Model, ModelDeployment, PriorityTier, RoutingPolicy, Runtime, Tenant)"],
+        &[
+            "fleet.yaml:23:1: kind: unknown kind \"Modle\" (known kinds: Model, ModelDeployment, PriorityTier, RoutingPolicy, Runtime, Tenant)",
+        ],
     );
     assert_errors(
         &edit("kind: Model\n", ""),
-        &["fleet.yaml:22:1: missing field `kind` (known kinds: Model, ModelDeployment, PriorityTier, RoutingPolicy, Runtime, Tenant)"],
+        &[
+            "fleet.yaml:22:1: missing field `kind` (known kinds: Model, ModelDeployment, PriorityTier, RoutingPolicy, Runtime, Tenant)",
+        ],
     );
 }
 

@@ -87,7 +87,10 @@ fn new_kinds_parse_with_defaults() {
     assert_eq!(t.spec.queue.as_ref().unwrap().timeout_ms, Some(30_000));
     assert_eq!(t.spec.accelerator_quota.as_ref().unwrap()["h100"], 8);
     assert_eq!(f.routing_policy("llama-3-8b").unwrap().metadata.name, "llama");
-    assert_eq!(f.routing_policy("other-model").unwrap().metadata.name, "everything-else");
+    assert_eq!(
+        f.routing_policy("other-model").unwrap().metadata.name,
+        "everything-else"
+    );
     let d = &f.model_deployments[0];
     assert_eq!((d.spec.runtime, d.spec.replicas), (DeployRuntime::Auto, 1));
     assert_eq!(d.spec.runtime.kind(), None);
