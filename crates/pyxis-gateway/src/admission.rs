@@ -252,6 +252,9 @@ impl Default for Admission {
 /// the weights (a rule of thumb of 16 bytes per parameter per 10⁶ tokens for grouped-query attention
 /// models, about right for Llama-3-8B), at least one full context.
 pub fn endpoint_budget(ep: &Endpoint, model: &ModelEntry) -> u64 {
+    if let Some(b) = ep.token_budget {
+        return b;
+    }
     let free_gib = (ep.memory_gib * 0.9 - model.weights_gib).max(0.0);
     let params = model.weights_gib * f64::from(1u32 << 30) / 2.0;
     let kv_bytes_per_token = (params * 1.6e-5).max(1024.0);

@@ -28,6 +28,8 @@ pub struct Endpoint {
     pub accelerator_count: u32,
     /// Memory of all accelerators of one endpoint, GiB (what a model's weights must fit in).
     pub memory_gib: f64,
+    /// The runtime's `maxInFlightTokens`, when set (else the fair queue estimates a budget).
+    pub token_budget: Option<u64>,
     pub cloud: Option<String>,
     pub region: Option<String>,
     /// Bearer token for the runtime, read from the runtime's `apiKeyEnv` at load time.
@@ -62,6 +64,7 @@ impl Endpoint {
             && self.hardware == other.hardware
             && self.accelerator_count == other.accelerator_count
             && self.memory_gib == other.memory_gib
+            && self.token_budget == other.token_budget
             && self.cloud == other.cloud
             && self.region == other.region
             && self.api_key == other.api_key
@@ -284,6 +287,7 @@ impl SimManager {
                     hardware: spec.accelerator.r#type.clone(),
                     accelerator_count: spec.accelerator.count,
                     memory_gib: spec.accelerator.total_memory_gib(),
+                    token_budget: spec.max_in_flight_tokens,
                     cloud: spec.cloud.clone(),
                     region: spec.region.clone(),
                     api_key: api_key.clone(),

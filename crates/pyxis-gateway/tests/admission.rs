@@ -10,8 +10,8 @@ use pyxis_gateway::{Gateway, ServeConfig};
 use pyxis_store::AuditQuery;
 use serde_json::{Value, json};
 
-/// One slow simulated L4 with too little memory for any KV cache: its pool's budget is one context
-/// (512 tokens), so a request asking for 480 output tokens fills it.
+/// One simulated L4 whose in-flight budget is 512 tokens, so a request asking for 480 output tokens
+/// fills it.
 fn fleet(tenant: &str, tenant_spec: &str) -> String {
     format!(
         r#"apiVersion: pyxis.dev/v1alpha1
@@ -30,7 +30,8 @@ metadata: {{name: pool}}
 spec:
   kind: vllm
   simulated: {{replicas: 1, speedup: 4}}
-  accelerator: {{type: l4, count: 1, memoryGiB: 1}}
+  accelerator: {{type: l4, count: 1, memoryGiB: 24}}
+  maxInFlightTokens: 512
 ---
 apiVersion: pyxis.dev/v1alpha1
 kind: Model

@@ -113,6 +113,7 @@ pub fn deployment_runtime(md: &crd::ModelDeployment, slices: &[EndpointSlice]) -
         price_per_million_tokens: None,
         api_key_env: None,
         // The tenant that owns the deployment pays for its accelerators, used or not.
+        max_in_flight_tokens: None,
         dedicated_to: md.spec.tenant.clone(),
     };
     let mut r = resource(&md.metadata, &spec);

@@ -37,6 +37,11 @@ pub struct RuntimeSpec {
     /// Name of the environment variable that holds the bearer token the gateway sends upstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
+    /// Tokens (prompt + max output) the gateway keeps in flight on one endpoint before requests wait in its
+    /// fair queue; default: an estimate of the KV cache the accelerators hold after the weights. At least 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_in_flight_tokens: Option<u64>,
     /// Name of the `Tenant` this capacity is dedicated to: that tenant is charged for it by the
     /// accelerator-hour whether it uses it or not (docs/cost.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -316,6 +316,9 @@ fn check_runtime(s: &RuntimeSpec, e: &mut Report<'_>) {
             e(&[Key("spec"), Key(key)], msg);
         }
     }
+    if s.max_in_flight_tokens == Some(0) {
+        e(&[Key("spec"), Key("maxInFlightTokens")], "must be at least 1".into());
+    }
     if let Some(var) = &s.api_key_env {
         let ok = var.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
