@@ -70,6 +70,8 @@ enum Command {
         #[arg(long, default_value = "table")]
         output: Output,
     },
+    /// The gateway's own overhead: a static upstream measured directly and through Pyxis.
+    Overhead(pyxis_overhead::OverheadArgs),
     /// Print the CustomResourceDefinitions of the Pyxis resources (kubectl apply -f -).
     Crd,
     /// Run the Kubernetes operator: ModelDeployments into Deployments and Services, GPU quotas.
@@ -311,6 +313,10 @@ async fn run(cmd: Command, telemetry: Arc<pyxis_telemetry::TelemetryGuard>) -> a
                 .usage(&by, since_ms, i64::MAX, tenant.as_deref(), &dedicated)
                 .await?;
             print_usage(&rows, &by, output);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Overhead(args) => {
+            pyxis_overhead::run(args).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Crd => {
