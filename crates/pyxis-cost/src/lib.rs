@@ -41,6 +41,10 @@ pub struct ThroughputMeter {
     busy: VecDeque<(f64, f64)>,
     in_flight: u32,
     busy_since: f64,
+    /// Sum of `calls`' tokens and of `busy`'s lengths, kept as they change so the hot path (one
+    /// `finish` and one `throughput` per call) does not scan the window.
+    tokens_sum: u64,
+    busy_sum: f64,
 }
 
 impl ThroughputMeter {
@@ -51,6 +55,8 @@ impl ThroughputMeter {
             busy: VecDeque::new(),
             in_flight: 0,
             busy_since: 0.0,
+            tokens_sum: 0,
+            busy_sum: 0.0,
         }
     }
 
@@ -67,25 +73,45 @@ impl ThroughputMeter {
         self.in_flight = self.in_flight.saturating_sub(1);
         if self.in_flight == 0 {
             self.busy.push_back((self.busy_since, now));
+            self.busy_sum += now - self.busy_since;
         }
         self.calls.push_back((now, tokens));
+        self.tokens_sum += tokens;
         self.expire(now);
     }
 
     fn expire(&mut self, now: f64) {
         let cutoff = now - self.window_s;
-        while self.calls.front().is_some_and(|&(t, _)| t < cutoff) {
+        while let Some(&(t, n)) = self.calls.front()
+            && t < cutoff
+        {
             self.calls.pop_front();
+            self.tokens_sum -= n;
         }
-        while self.busy.front().is_some_and(|&(_, end)| end < cutoff) {
+        while let Some(&(start, end)) = self.busy.front()
+            && end < cutoff
+        {
             self.busy.pop_front();
+            self.busy_sum -= end - start;
+        }
+        if self.busy.is_empty() {
+            // Keeps float error from accumulating across many intervals.
+            self.busy_sum = 0.0;
         }
     }
 
     /// Busy seconds within the window ending at `now`.
     pub fn busy_seconds(&self, now: f64) -> f64 {
         let cutoff = now - self.window_s;
-        let closed: f64 = self.busy.iter().map(|&(s, e)| (e - s.max(cutoff)).max(0.0)).sum();
+        // Intervals are disjoint and in order; when none has ended before the cutoff only the first
+        // can straddle it, so the running sum needs one correction. Otherwise (asked for a later
+        // `now` than the last update) scan.
+        let closed: f64 = if self.busy.front().is_none_or(|&(_, e)| e >= cutoff) {
+            let clip = self.busy.front().map_or(0.0, |&(s, _)| (cutoff - s).max(0.0));
+            (self.busy_sum - clip).max(0.0)
+        } else {
+            self.busy.iter().map(|&(s, e)| (e - s.max(cutoff)).max(0.0)).sum()
+        };
         let open = if self.in_flight > 0 {
             now - self.busy_since.max(cutoff)
         } else {
@@ -96,12 +122,12 @@ impl ThroughputMeter {
 
     /// Tokens per busy second over the window, or `None` before anything was measured.
     pub fn throughput(&self, now: f64) -> Option<f64> {
-        let tokens: u64 = self
-            .calls
-            .iter()
-            .filter(|&&(t, _)| t >= now - self.window_s)
-            .map(|&(_, n)| n)
-            .sum();
+        let cutoff = now - self.window_s;
+        let tokens: u64 = if self.calls.front().is_none_or(|&(t, _)| t >= cutoff) {
+            self.tokens_sum
+        } else {
+            self.calls.iter().filter(|&&(t, _)| t >= cutoff).map(|&(_, n)| n).sum()
+        };
         let busy = self.busy_seconds(now);
         (tokens > 0 && busy > 0.0).then(|| tokens as f64 / busy)
     }
@@ -182,5 +208,44 @@ mod tests {
         assert!((call_cost(&gpu(3.6, 1), 10, 2.0, None) - 0.002).abs() < 1e-12);
         assert_eq!(call_cost(&Pricing::default(), 10, 2.0, Some(5.0)), 0.0);
         assert!((dedicated_cost(&gpu(2.0, 4), 3600.0) - 8.0).abs() < 1e-12);
+    }
+}
+
+#[cfg(test)]
+mod running_sums {
+    use super::ThroughputMeter;
+
+    /// The window's tokens per busy second by a full scan, for comparison with the running sums.
+    fn scan(calls: &[(f64, u64)], busy: &[(f64, f64)], now: f64, window: f64) -> Option<f64> {
+        let cutoff = now - window;
+        let tokens: u64 = calls.iter().filter(|c| c.0 >= cutoff).map(|c| c.1).sum();
+        let b: f64 = busy.iter().map(|&(s, e)| (e - s.max(cutoff)).max(0.0)).sum();
+        (tokens > 0 && b > 0.0).then(|| tokens as f64 / b)
+    }
+
+    #[test]
+    fn running_sums_match_a_full_scan() {
+        let window = 5.0;
+        let mut m = ThroughputMeter::new(window);
+        let (mut calls, mut busy) = (Vec::new(), Vec::new());
+        let mut t = 0.0;
+        let mut seed = 7u64;
+        for i in 0..2000u64 {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let gap = (seed >> 40) as f64 / (1u64 << 24) as f64; // 0..1 s
+            m.start(t);
+            let start = t;
+            t += gap * 0.3;
+            let tokens = 1 + (seed >> 50) % 500;
+            m.finish(t, tokens);
+            calls.push((t, tokens));
+            busy.push((start, t));
+            t += gap * 0.7;
+            let (got, want) = (m.throughput(t), scan(&calls, &busy, t, window));
+            match (got, want) {
+                (Some(g), Some(w)) => assert!((g - w).abs() <= 1e-6 * w.max(1.0), "call {i}: {g} vs {w}"),
+                (g, w) => assert_eq!(g.is_some(), w.is_some(), "call {i}"),
+            }
+        }
     }
 }
