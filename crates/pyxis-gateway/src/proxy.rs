@@ -333,15 +333,21 @@ async fn admit(
         .and_then(|p| p.queue.as_ref())
         .and_then(|q| q.timeout_ms)
         .map_or(DEFAULT_QUEUE_TIMEOUT, Duration::from_millis);
-    match st
+    let class = policy
+        .and_then(|p| p.tier.as_deref())
+        .unwrap_or(pyxis_sched::DEFAULT_CLASS);
+    // A child span for the wait, ended when admission answers.
+    let queue_span = call.span.as_ref().map(|s| pyxis_telemetry::spans::queue_span(s, class));
+    let admitted = st
         .admission
         .admit(&model.name, &tenant, prompt, max_output, timeout)
-        .await
-    {
+        .await;
+    if let Some(qs) = queue_span {
+        let outcome = admitted.as_ref().map_or_else(|r| r.reason, |_| "admitted");
+        pyxis_telemetry::spans::record_queue_outcome(&qs, outcome);
+    }
+    match admitted {
         Ok(permit) => {
-            let class = policy
-                .and_then(|p| p.tier.as_deref())
-                .unwrap_or(pyxis_sched::DEFAULT_CLASS);
             st.metrics.queue_wait(&tenant, class, permit.waited.as_secs_f64());
             call.hold_permit(permit);
             Ok(())
