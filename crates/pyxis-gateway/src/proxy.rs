@@ -39,11 +39,7 @@ pub async fn handle(
     if !st.traces {
         return handle_inner(st, request_id, headers, body, kind, None).await;
     }
-    let op = match kind {
-        RequestKind::Chat => pyxis_telemetry::spans::Operation::Chat,
-        _ => pyxis_telemetry::spans::Operation::TextCompletion,
-    };
-    let span = pyxis_telemetry::spans::request_span(&request_id, kind.path(), op, &headers);
+    let span = pyxis_telemetry::spans::request_span(&request_id, kind.path(), operation(kind), &headers);
     // Log lines inside the request carry its request id and trace id.
     handle_inner(st, request_id, headers, body, kind, Some(span.clone()))
         .instrument(span)
@@ -151,11 +147,7 @@ async fn handle_inner(
                 &ep.runtime,
                 ep.kind.as_str(),
                 &model.served_name,
-                if kind == RequestKind::Chat {
-                    pyxis_telemetry::spans::Operation::Chat
-                } else {
-                    pyxis_telemetry::spans::Operation::TextCompletion
-                },
+                operation(kind),
             )
         });
         let mut trace_headers = HeaderMap::new();
@@ -521,11 +513,7 @@ async fn whole_response(resp: reqwest::Response, mut call: Call, model: &ModelEn
         call.set_usage(&u);
     }
     if call.keeps_content() {
-        let choice = &value["choices"][0];
-        let text = choice["message"]["content"]
-            .as_str()
-            .or_else(|| choice["text"].as_str());
-        call.push_content(text.unwrap_or_default());
+        keep_completion(&mut call, &value);
     }
     let out = if model.served_name != model.name {
         value["model"] = serde_json::Value::String(model.name.clone());
@@ -533,14 +521,7 @@ async fn whole_response(resp: reqwest::Response, mut call: Call, model: &ModelEn
     } else {
         bytes
     };
-    call.finish(200, None);
-    let mut r = (StatusCode::OK, out).into_response();
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Ok(v) = HeaderValue::from_str(&ep.url) {
-        h.insert("x-pyxis-endpoint", v);
-    }
-    r
+    whole_ok(call, out, ep)
 }
 
 /// A native runtime's whole reply, translated into OpenAI's object by its adapter.
@@ -573,14 +554,32 @@ async fn native_whole(
     if call.keeps_content()
         && let Ok(value) = serde_json::from_slice::<serde_json::Value>(&whole.body)
     {
-        let choice = &value["choices"][0];
-        let text = choice["message"]["content"]
-            .as_str()
-            .or_else(|| choice["text"].as_str());
-        call.push_content(text.unwrap_or_default());
+        keep_completion(&mut call, &value);
     }
+    whole_ok(call, whole.body, ep)
+}
+
+/// The span operation of a request kind.
+fn operation(kind: RequestKind) -> pyxis_telemetry::spans::Operation {
+    match kind {
+        RequestKind::Chat => pyxis_telemetry::spans::Operation::Chat,
+        _ => pyxis_telemetry::spans::Operation::TextCompletion,
+    }
+}
+
+/// Keeps the completion text of a whole reply (chat or completions) for content logging.
+fn keep_completion(call: &mut Call, value: &serde_json::Value) {
+    let choice = &value["choices"][0];
+    let text = choice["message"]["content"]
+        .as_str()
+        .or_else(|| choice["text"].as_str());
+    call.push_content(text.unwrap_or_default());
+}
+
+/// Finishes a call answered with a whole JSON body, naming the endpoint that served it.
+fn whole_ok(mut call: Call, body: Bytes, ep: &Endpoint) -> Response {
     call.finish(200, None);
-    let mut r = (StatusCode::OK, whole.body).into_response();
+    let mut r = (StatusCode::OK, body).into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if let Ok(v) = HeaderValue::from_str(&ep.url) {

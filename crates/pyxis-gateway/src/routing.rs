@@ -86,7 +86,7 @@ impl Routers {
         }
     }
 
-    /// Brings the routers in line with a (new) view: configs from the policies, endpoints that left forgotten.
+    /// Brings the routers in line with a (new) view: one per model, configs from the policies.
     pub fn sync(&self, view: &FleetView) {
         let mut map = self.map();
         map.retain(|name, _| view.models.contains_key(name));
@@ -95,17 +95,14 @@ impl Routers {
             let r = map
                 .entry(name.clone())
                 .or_insert_with(|| Arc::new(Mutex::new(Router::new(cfg.clone()))));
-            let mut r = lock(r);
-            r.set_config(cfg);
-            let keep: Vec<&str> = model.endpoints.iter().map(|e| e.url.as_str()).collect();
-            let gone: Vec<String> = r
-                .probe_due(u64::MAX)
-                .into_iter()
-                .filter(|k| !keep.contains(&k.as_str()))
-                .collect();
-            for k in gone {
-                r.forget(&k);
-            }
+            lock(r).set_config(cfg);
+        }
+    }
+
+    /// Drops what every router learned about an endpoint that left the fleet.
+    pub fn forget(&self, endpoint: &str) {
+        for r in self.map().values() {
+            lock(r).forget(endpoint);
         }
     }
 

@@ -89,6 +89,7 @@ impl AppState {
         for ep in &old.endpoints {
             if !view.endpoints.iter().any(|e| e.url == ep.url) {
                 self.metrics.forget_endpoint(&ep.url);
+                self.routers.forget(&ep.url);
             }
         }
         let new = Arc::new(view);
