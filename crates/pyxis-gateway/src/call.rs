@@ -209,9 +209,7 @@ impl Call {
             let tokens = (r.prompt_tokens + r.completion_tokens).max(0) as u64;
             let cost = r.cost_usd;
             let now = now_ms().max(0) as u64;
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move { quotas.settle(reservation, tokens, cost, now).await });
-            }
+            quotas.settle_in_background(reservation, tokens, cost, now);
         }
         if let Some(c) = self.content.take() {
             r.completion_text = Some(c);

@@ -19,6 +19,7 @@ pub mod reload;
 pub mod routes;
 pub mod routing;
 pub mod state;
+pub mod upstream;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -132,6 +133,7 @@ impl Gateway {
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
             .build()?;
+        let upstream = upstream::UpstreamClient::new(proxy::CONNECT_TIMEOUT, Duration::from_secs(90));
         let sims = SimManager::default();
         let view = sims.build(&fleet, None).await?;
         let session = store.begin_audit_session(cfg.audit_flush.as_millis() as i64).await?;
@@ -156,6 +158,7 @@ impl Gateway {
             view,
             store.clone(),
             client,
+            upstream,
             audit,
             sims,
             cfg.admin_key.as_deref(),

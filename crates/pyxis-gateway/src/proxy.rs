@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pyxis_adapters::{Adapter, Ctx, Dialect, UpstreamFailure, UpstreamRequest};
 use pyxis_protocol::{ErrorKind, InferenceRequest, OpenAiError, RequestKind, Usage};
@@ -22,10 +22,11 @@ use crate::fleet::{Endpoint, FleetView, InFlight, ModelEntry};
 use crate::relay::{Decoder, relay_stream};
 use crate::routing::{self, RouteInput, SharedRouter};
 use crate::state::AppState;
+use crate::upstream::{self, SendError, UpstreamResponse};
 
 /// Why an attempt got no response headers.
 enum AttemptError {
-    Http(reqwest::Error),
+    Http(SendError),
     Timeout(Duration),
 }
 
@@ -193,7 +194,7 @@ async fn handle_inner(
             }
             Ok(resp) => {
                 let status = resp.status().as_u16();
-                let bytes = resp.bytes().await.unwrap_or_default();
+                let bytes = upstream::read_body(resp).await.unwrap_or_default();
                 let failure = adapter.classify_error(status, &bytes);
                 if !matches!(failure, UpstreamFailure::Client(_)) {
                     report(router.as_ref(), ep, false);
@@ -240,28 +241,18 @@ async fn handle_inner(
             }
             Err(AttemptError::Http(e)) => {
                 report(router.as_ref(), ep, false);
-                let reason = if e.is_connect() {
-                    "connect_failed"
-                } else {
-                    "upstream_error"
-                };
-                if e.is_connect() {
+                let reason = if e.connect { "connect_failed" } else { "upstream_error" };
+                if e.connect {
                     ep.healthy.store(false, Ordering::Relaxed);
                     st.metrics.ejected(&ep.url);
                 }
                 st.metrics.retry(&model.name, reason);
                 tracing::warn!(%request_id, endpoint = %ep.url, error = %e, "upstream attempt failed");
-                let kind = if e.is_timeout() {
-                    ErrorKind::Timeout
-                } else {
-                    ErrorKind::BadGateway
-                };
                 last_err = Some(OpenAiError::new(
-                    kind,
+                    ErrorKind::BadGateway,
                     format!(
-                        "The runtime at {} could not be reached ({}). Check `pyxis serve` logs and the runtime's health.",
+                        "The runtime at {} could not be reached ({e}). Check `pyxis serve` logs and the runtime's health.",
                         ep.url,
-                        short_reqwest_error(&e)
                     ),
                 ));
                 call.unbind();
@@ -373,16 +364,6 @@ fn refuse(call: &mut Call, err: OpenAiError, retry_after_s: u64, reason: &str) -
     resp
 }
 
-fn short_reqwest_error(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg = format!("{msg}: {s}");
-        src = s.source();
-    }
-    msg
-}
-
 /// Asks the model's router for an endpoint (not one of `tried`), and tells it the request went there.
 fn choose(
     st: &AppState,
@@ -438,22 +419,23 @@ async fn send(
     ep: &Endpoint,
     up: &UpstreamRequest,
     request_id: &str,
-    trace_headers: HeaderMap,
-) -> reqwest::Result<reqwest::Response> {
-    let mut rb = st
-        .client
-        .post(format!("{}{}", ep.url, up.path))
-        .headers(trace_headers)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header("x-request-id", request_id)
-        .body(up.body.clone());
+    mut headers: HeaderMap,
+) -> Result<UpstreamResponse, SendError> {
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert("x-request-id", v);
+    }
     for (k, v) in &up.headers {
-        rb = rb.header(*k, *v);
+        if let (Ok(k), Ok(v)) = (HeaderName::try_from(*k), HeaderValue::try_from(*v)) {
+            headers.insert(k, v);
+        }
     }
-    if let Some(key) = &ep.api_key {
-        rb = rb.bearer_auth(key);
+    if let Some(key) = &ep.api_key
+        && let Ok(mut v) = HeaderValue::try_from(format!("Bearer {key}"))
+    {
+        v.set_sensitive(true);
+        headers.insert(header::AUTHORIZATION, v);
     }
-    rb.send().await
+    st.upstream.post_json(&ep.url, &up.path, headers, up.body.clone()).await
 }
 
 fn fail(call: &mut Call, err: OpenAiError) -> Response {
@@ -485,8 +467,8 @@ fn error_label(err: &OpenAiError) -> &'static str {
     }
 }
 
-async fn whole_response(resp: reqwest::Response, mut call: Call, model: &ModelEntry, ep: &Endpoint) -> Response {
-    let bytes = match resp.bytes().await {
+async fn whole_response(resp: UpstreamResponse, mut call: Call, model: &ModelEntry, ep: &Endpoint) -> Response {
+    let bytes = match upstream::read_body(resp).await {
         Ok(b) => b,
         Err(e) => {
             let err = OpenAiError::new(
@@ -496,15 +478,29 @@ async fn whole_response(resp: reqwest::Response, mut call: Call, model: &ModelEn
             return fail_with_endpoint(&mut call, err, ep);
         }
     };
+    let not_json = |e: serde_json::Error| {
+        OpenAiError::new(
+            ErrorKind::BadGateway,
+            format!("The runtime at {} sent a body that is not JSON: {e}", ep.url),
+        )
+    };
+    let rename = model.served_name != model.name;
+    if !rename && !call.keeps_content() {
+        // The common case: the bytes pass through; only `usage` is read (the rest is checked
+        // to be JSON, not built into a tree).
+        match serde_json::from_slice::<UsageOnly>(&bytes) {
+            Ok(UsageOnly { usage }) => {
+                if let Some(u) = usage.and_then(|u| serde_json::from_value::<Usage>(u).ok()) {
+                    call.set_usage(&u);
+                }
+            }
+            Err(e) => return fail_with_endpoint(&mut call, not_json(e), ep),
+        }
+        return whole_ok(call, bytes, ep);
+    }
     let mut value: serde_json::Value = match serde_json::from_slice(&bytes) {
         Ok(v) => v,
-        Err(e) => {
-            let err = OpenAiError::new(
-                ErrorKind::BadGateway,
-                format!("The runtime at {} sent a body that is not JSON: {e}", ep.url),
-            );
-            return fail_with_endpoint(&mut call, err, ep);
-        }
+        Err(e) => return fail_with_endpoint(&mut call, not_json(e), ep),
     };
     if let Some(u) = value
         .get("usage")
@@ -515,7 +511,7 @@ async fn whole_response(resp: reqwest::Response, mut call: Call, model: &ModelEn
     if call.keeps_content() {
         keep_completion(&mut call, &value);
     }
-    let out = if model.served_name != model.name {
+    let out = if rename {
         value["model"] = serde_json::Value::String(model.name.clone());
         Bytes::from(serde_json::to_vec(&value).unwrap_or_default())
     } else {
@@ -524,9 +520,16 @@ async fn whole_response(resp: reqwest::Response, mut call: Call, model: &ModelEn
     whole_ok(call, out, ep)
 }
 
+/// A whole reply's `usage`, read without building the rest.
+#[derive(serde::Deserialize)]
+struct UsageOnly {
+    #[serde(default)]
+    usage: Option<serde_json::Value>,
+}
+
 /// A native runtime's whole reply, translated into OpenAI's object by its adapter.
 async fn native_whole(
-    resp: reqwest::Response,
+    resp: UpstreamResponse,
     adapter: &'static dyn Adapter,
     dialect: Dialect,
     ctx: &Ctx<'_>,
@@ -534,7 +537,7 @@ async fn native_whole(
     ep: &Endpoint,
 ) -> Response {
     let headers = resp.headers().clone();
-    let bytes = match resp.bytes().await {
+    let bytes = match upstream::read_body(resp).await {
         Ok(b) => b,
         Err(e) => {
             let err = OpenAiError::new(
@@ -589,7 +592,7 @@ fn whole_ok(mut call: Call, body: Bytes, ep: &Endpoint) -> Response {
 }
 
 fn stream_response(
-    resp: reqwest::Response,
+    resp: UpstreamResponse,
     decoder: Decoder,
     call: Call,
     req: &InferenceRequest,

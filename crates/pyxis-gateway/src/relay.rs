@@ -12,8 +12,9 @@ use pyxis_protocol::sse::encode_data;
 use pyxis_protocol::{SseEvent, SseFramer, Usage};
 
 use crate::call::Call;
+use crate::upstream::UpstreamResponse;
 
-type Upstream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+type Upstream = Pin<Box<dyn Stream<Item = Result<Bytes, hyper::Error>> + Send>>;
 
 /// How upstream bytes become OpenAI events.
 pub enum Decoder {
@@ -45,7 +46,7 @@ struct Relay {
 }
 
 pub fn relay_stream(
-    resp: reqwest::Response,
+    resp: UpstreamResponse,
     decoder: Decoder,
     call: Call,
     client_wants_usage: bool,
@@ -53,7 +54,7 @@ pub fn relay_stream(
     endpoint: String,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     let relay = Relay {
-        upstream: Box::pin(resp.bytes_stream()),
+        upstream: Box::pin(crate::upstream::body_stream(resp)),
         decoder,
         call,
         client_wants_usage,

@@ -51,13 +51,20 @@ fn valid_request_id(v: &HeaderValue) -> Option<String> {
     (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic())).then(|| s.to_string())
 }
 
+/// A fresh request id: `req-` and a UUIDv7, which starts with the time in milliseconds, so the
+/// audit log's `request_id` index grows at its right edge instead of dirtying a random page for
+/// every record (random v4 ids made each record rewrite its own index page at commit).
+pub fn new_request_id() -> String {
+    format!("req-{}", uuid::Uuid::now_v7().simple())
+}
+
 /// Takes the client's `x-request-id` (if sane) or makes one, and echoes it on every response.
 async fn request_id(mut req: Request, next: Next) -> Response {
     let id = req
         .headers()
         .get("x-request-id")
         .and_then(valid_request_id)
-        .unwrap_or_else(|| format!("req-{}", uuid::Uuid::new_v4().simple()));
+        .unwrap_or_else(new_request_id);
     req.extensions_mut().insert(RequestId(id.clone()));
     let mut resp = next.run(req).await;
     if let Ok(v) = HeaderValue::from_str(&id) {

@@ -13,7 +13,10 @@ use crate::fleet::{FleetView, SimManager};
 pub struct AppState {
     view: RwLock<Arc<FleetView>>,
     pub keys: KeyCache,
+    /// For health checks and identity probes.
     pub client: reqwest::Client,
+    /// For inference calls (the data plane).
+    pub upstream: crate::upstream::UpstreamClient,
     pub audit: AuditSink,
     pub sims: SimManager,
     /// Tie-breaker for the router, so equal endpoints share load.
@@ -42,6 +45,7 @@ impl AppState {
         view: FleetView,
         store: pyxis_store::Store,
         client: reqwest::Client,
+        upstream: crate::upstream::UpstreamClient,
         audit: AuditSink,
         sims: SimManager,
         admin_key: Option<&str>,
@@ -58,6 +62,7 @@ impl AppState {
             view: RwLock::new(Arc::new(view)),
             keys: KeyCache::new(store.clone()),
             client,
+            upstream,
             audit,
             sims,
             rotation: AtomicUsize::new(0),

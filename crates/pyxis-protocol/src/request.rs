@@ -4,6 +4,7 @@
 //! out with errors that name the parameter, and everything else is kept verbatim so unknown
 //! runtime-specific parameters (`top_k`, `min_p`, vLLM's extras…) reach the runtime untouched.
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use crate::error::OpenAiError;
@@ -40,6 +41,8 @@ pub struct InferenceRequest {
     pub prompt_chars: usize,
     /// The whole body, for forwarding.
     pub body: Map<String, Value>,
+    /// Size of the client's body, to size the upstream one.
+    pub body_len_hint: usize,
 }
 
 const CHAT_ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
@@ -311,6 +314,7 @@ impl InferenceRequest {
                     max_tokens: None,
                     prompt_chars: chars,
                     body,
+                    body_len_hint: bytes.len() + 64,
                 });
             }
         };
@@ -345,6 +349,7 @@ impl InferenceRequest {
             max_tokens: max_completion.or(max_tokens),
             prompt_chars,
             body,
+            body_len_hint: bytes.len() + 64,
         })
     }
 
@@ -355,18 +360,62 @@ impl InferenceRequest {
 
     /// The body to send upstream: `model` set to the name the runtime knows, and for streams
     /// usage always requested so the gateway can account tokens even when the client did not ask.
+    ///
+    /// Always written from the parsed map, never the client's bytes: the runtime then sees exactly
+    /// what was validated (a body with a duplicate or escaped `model` key cannot name one model to
+    /// the gateway and another to the runtime). Written without copying the map.
     pub fn upstream_body(&self, served_model: &str) -> Vec<u8> {
-        let mut body = self.body.clone();
-        body.insert("model".into(), Value::String(served_model.to_string()));
-        if self.stream {
-            let mut opts = match body.remove("stream_options") {
-                Some(Value::Object(o)) => o,
-                _ => Map::new(),
-            };
-            opts.insert("include_usage".into(), Value::Bool(true));
-            body.insert("stream_options".into(), Value::Object(opts));
+        let mut out = Vec::with_capacity(self.body_len_hint);
+        let body = UpstreamBody {
+            body: &self.body,
+            model: served_model,
+            force_usage: self.stream,
+        };
+        match serde_json::to_writer(&mut out, &body) {
+            Ok(()) => out,
+            Err(_) => Vec::new(),
         }
-        serde_json::to_vec(&body).unwrap_or_default()
+    }
+}
+
+/// The request map with `model` replaced and, for streams, `stream_options.include_usage` set.
+struct UpstreamBody<'a> {
+    body: &'a Map<String, Value>,
+    model: &'a str,
+    force_usage: bool,
+}
+
+impl Serialize for UpstreamBody<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("model", self.model)?;
+        for (k, v) in self.body {
+            if k == "model" || (self.force_usage && k == "stream_options") {
+                continue;
+            }
+            m.serialize_entry(k, v)?;
+        }
+        if self.force_usage {
+            let opts = StreamOptions(self.body.get("stream_options").and_then(Value::as_object));
+            m.serialize_entry("stream_options", &opts)?;
+        }
+        m.end()
+    }
+}
+
+/// The client's `stream_options` (if any) with `include_usage: true`.
+struct StreamOptions<'a>(Option<&'a Map<String, Value>>);
+
+impl Serialize for StreamOptions<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        for (k, v) in self.0.into_iter().flatten() {
+            if k != "include_usage" {
+                m.serialize_entry(k, v)?;
+            }
+        }
+        m.serialize_entry("include_usage", &true)?;
+        m.end()
     }
 }
 
@@ -389,6 +438,31 @@ mod tests {
         assert_eq!(up["model"], "served");
         assert_eq!(up["top_k"], 3, "unknown params pass through");
         assert_eq!(up["stream_options"]["include_usage"], true);
+    }
+
+    #[test]
+    fn upstream_body_keeps_other_stream_options_and_one_model_key() {
+        let r = chat(
+            r#"{"model":"a","model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":false,"continuous_usage_stats":true}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.model, "m", "the last of duplicate keys, as serde_json reads it");
+        let raw = r.upstream_body("served");
+        let text = String::from_utf8(raw.clone()).unwrap();
+        assert_eq!(text.matches("\"model\"").count(), 1, "{text}");
+        assert_eq!(text.matches("include_usage").count(), 1, "{text}");
+        let up: Value = serde_json::from_slice(&raw).unwrap();
+        assert_eq!(up["model"], "served");
+        assert_eq!(up["stream_options"]["include_usage"], true);
+        assert_eq!(up["stream_options"]["continuous_usage_stats"], true);
+        assert_eq!(up["messages"][0]["content"], "x");
+        // Not a stream: stream_options cannot be there, nothing is added.
+        let r = chat(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"seed":7}"#).unwrap();
+        let up: Value = serde_json::from_slice(&r.upstream_body("m")).unwrap();
+        assert_eq!(
+            up,
+            serde_json::json!({"model":"m","messages":[{"role":"user","content":"x"}],"seed":7})
+        );
     }
 
     #[test]

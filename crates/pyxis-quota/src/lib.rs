@@ -160,6 +160,23 @@ impl Quotas {
         }
     }
 
+    /// [`Quotas::settle`] without waiting: done at once when the state is in memory, else (Redis)
+    /// handed to the current tokio runtime. Call it from a `Drop` or other synchronous code.
+    pub fn settle_in_background(&self, r: Reservation, used_tokens: u64, cost_usd: f64, now_ms: u64) {
+        match &self.inner.backend {
+            Backend::Memory(_) => {
+                // The memory backend never waits: the future is ready at its first poll.
+                let _ = futures_ready(self.settle(r, used_tokens, cost_usd, now_ms));
+            }
+            Backend::Redis(_) => {
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    let q = self.clone();
+                    rt.spawn(async move { q.settle(r, used_tokens, cost_usd, now_ms).await });
+                }
+            }
+        }
+    }
+
     /// Ends a request that failed before producing any token: frees its reservation and slot. It still counts as a
     /// request for the requests-per-minute limit.
     pub async fn release(&self, r: Reservation, now_ms: u64) {
@@ -188,6 +205,16 @@ impl Quotas {
             Ok(r) => Ok(r?),
             Err(_) => Err(QuotaError::Timeout(self.redis_timeout)),
         }
+    }
+}
+
+/// Polls a future once; `Some` with its output when it was ready.
+fn futures_ready<F: Future>(f: F) -> Option<F::Output> {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
     }
 }
 

@@ -213,3 +213,24 @@ async fn parallel_burst_admits_exactly_the_limit() {
         assert_eq!(passed, 10, "{l:?}");
     }
 }
+
+#[test]
+fn settle_in_background_settles_memory_state_at_once_without_a_runtime() {
+    // No tokio runtime here: the memory backend must not need one to settle.
+    let q = Quotas::memory();
+    let l = limits(|l| {
+        l.concurrent_requests = Some(1);
+        l.tokens_per_minute = Some(1000);
+    });
+    let admit = |tokens, now| futures::executor::block_on(q.admit("t", &l, tokens, now));
+    let r = admit(900, T0).expect("first");
+    assert_eq!(admit(0, T0).expect_err("slot taken").reason, Reason::Concurrency);
+    q.settle_in_background(r, 50, 0.0, T0 + 10);
+    // Slot freed and the 900 reserved tokens replaced by the 50 used, before this line runs.
+    let r2 = admit(900, T0 + 20).expect("slot free, 950 of 1000 tokens left after settling");
+    q.settle_in_background(r2, 900, 0.0, T0 + 30);
+    assert_eq!(
+        admit(100, T0 + 40).expect_err("950 used").reason,
+        Reason::TokensPerMinute
+    );
+}

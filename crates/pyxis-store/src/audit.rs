@@ -1,6 +1,8 @@
 //! The audit log: one row per finished or failed call, appended in batches by the gateway's
 //! writer, chained by hashes so tampering shows.
 
+use std::sync::OnceLock;
+
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::any::{AnyArguments, AnyRow};
@@ -60,16 +62,23 @@ impl AuditRecord {
     /// SHA-256 over the previous hash and every field but `hash` itself, in a fixed order.
     pub fn compute_hash(&self, prev_hash: &str) -> String {
         let mut unhashed = self.clone();
-        unhashed.prev_hash = prev_hash.to_string();
-        unhashed.hash = String::new();
+        unhashed.chain(prev_hash.to_string());
+        unhashed.hash
+    }
+
+    /// Links the record after `prev_hash`: sets `prev_hash` and `hash` (what `compute_hash`
+    /// gives, without copying the record).
+    pub fn chain(&mut self, prev_hash: String) {
+        self.prev_hash = prev_hash;
+        self.hash = String::new();
         // serde_json writes struct fields in declaration order, and floats round-trip exactly:
         // the bytes are the same when the row is read back.
-        let bytes = serde_json::to_vec(&unhashed).unwrap_or_default();
+        let bytes = serde_json::to_vec(&*self).unwrap_or_default();
         let mut h = Sha256::new();
-        h.update(prev_hash.as_bytes());
+        h.update(self.prev_hash.as_bytes());
         h.update(b"\n");
         h.update(&bytes);
-        hex::encode(h.finalize())
+        self.hash = hex::encode(h.finalize());
     }
 }
 
@@ -126,8 +135,41 @@ pub struct AuditQuery {
 }
 
 const COLUMNS: &str = "seq, request_id, started_at_ms, finished_at_ms, tenant, key_id, requested_model, model, model_version, lora_adapter, endpoint, runtime, runtime_kind, runtime_version, hardware, accelerator_count, cloud, region, prompt_tokens, completion_tokens, cached_tokens, status, error_type, queue_ms, ttft_ms, latency_ms, attempts, stream, cost_usd, prompt_text, completion_text, prev_hash, hash";
-/// SQLite allows 32766 bound parameters, PostgreSQL 65535; 33 columns a row.
-const ROWS_PER_INSERT: usize = 900;
+/// Rows per `INSERT` statement, largest first. A batch is cut into statements of these sizes only,
+/// so at most five distinct statements exist and each is prepared once per connection and then
+/// reused from sqlx's statement cache; one statement sized to each batch was parsed anew almost
+/// every time (a 900-row insert is 30,000 parameters of SQL). 256 rows × 33 columns stays under
+/// SQLite's 32,766 parameters and PostgreSQL's 65,535.
+const INSERT_SIZES: [usize; 5] = [256, 64, 16, 4, 1];
+
+/// Cuts `n` rows into statement sizes from `INSERT_SIZES`, largest first.
+fn insert_chunks(mut n: usize) -> impl Iterator<Item = usize> {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < INSERT_SIZES.len() && INSERT_SIZES[i] > n {
+            i += 1;
+        }
+        let size = *INSERT_SIZES.get(i)?;
+        n -= size;
+        Some(size)
+    })
+}
+
+/// The `INSERT` for `rows` (one of `INSERT_SIZES`) records, built once per process.
+fn insert_statement(rows: usize, backend: crate::Backend) -> &'static str {
+    static SQLITE: OnceLock<Vec<String>> = OnceLock::new();
+    static POSTGRES: OnceLock<Vec<String>> = OnceLock::new();
+    let cell = match backend {
+        crate::Backend::Sqlite => &SQLITE,
+        crate::Backend::Postgres => &POSTGRES,
+    };
+    let all = cell.get_or_init(|| INSERT_SIZES.iter().map(|&n| insert_sql(n, backend)).collect());
+    let i = INSERT_SIZES
+        .iter()
+        .position(|&n| n == rows)
+        .unwrap_or(INSERT_SIZES.len() - 1);
+    &all[i]
+}
 
 /// `INSERT … VALUES ($1, …), (…)` for `rows` records. SQLite gets anonymous `?` parameters:
 /// it resolves each named `$N` by a linear scan of the names seen so far, which made a
@@ -238,13 +280,14 @@ impl Store {
         for r in records.iter_mut() {
             seq += 1;
             r.seq = seq;
-            r.hash = r.compute_hash(&prev);
-            r.prev_hash = std::mem::take(&mut prev);
+            r.chain(prev);
             prev = r.hash.clone();
         }
-        for chunk in records.chunks(ROWS_PER_INSERT) {
-            let sql = insert_sql(chunk.len(), self.backend);
-            let mut q = sqlx::query(AssertSqlSafe(sql));
+        let mut rest: &[AuditRecord] = records;
+        for size in insert_chunks(records.len()) {
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let mut q = sqlx::query(insert_statement(size, self.backend));
             for r in chunk {
                 q = bind_record(q, r);
             }
@@ -422,6 +465,27 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_cut_into_few_fixed_statement_sizes() {
+        for n in [0usize, 1, 3, 4, 5, 17, 255, 256, 257, 1000, 2048, 2047] {
+            let sizes: Vec<usize> = insert_chunks(n).collect();
+            assert_eq!(sizes.iter().sum::<usize>(), n, "{n}: {sizes:?}");
+            assert!(sizes.iter().all(|s| INSERT_SIZES.contains(s)), "{n}: {sizes:?}");
+            assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "largest first: {sizes:?}");
+            // Greedy on sizes that divide each other: fewer than 4 of any size but the largest.
+            for &s in &INSERT_SIZES[1..] {
+                assert!(sizes.iter().filter(|&&x| x == s).count() < 4, "{n}: {sizes:?}");
+            }
+        }
+        for (&rows, backend) in INSERT_SIZES
+            .iter()
+            .zip([crate::Backend::Sqlite, crate::Backend::Postgres].iter().cycle())
+        {
+            let sql = insert_statement(rows, *backend);
+            assert_eq!(sql.matches('(').count(), rows + 1, "a column list and {rows} rows");
+        }
+    }
 
     pub(crate) fn rec(i: i64, tenant: &str) -> AuditRecord {
         AuditRecord {
