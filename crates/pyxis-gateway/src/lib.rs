@@ -18,6 +18,7 @@ pub mod relay;
 pub mod reload;
 pub mod routes;
 pub mod routing;
+pub mod server;
 pub mod state;
 pub mod upstream;
 
@@ -95,7 +96,7 @@ pub struct Gateway {
     pub default_key: DefaultKey,
     pub state: Arc<AppState>,
     shutdown_tx: tokio::sync::oneshot::Sender<()>,
-    server: JoinHandle<std::io::Result<()>>,
+    server: JoinHandle<()>,
     background: Vec<JoinHandle<()>>,
     audit_writer: JoinHandle<()>,
     store: Store,
@@ -177,18 +178,9 @@ impl Gateway {
         let addr = listener.local_addr()?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let app = routes::router(st.clone());
-        // Without TCP_NODELAY every streamed answer waits ~40 ms on the client's delayed ACK; and
-        // `into_make_service` builds the routes once instead of per connection.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app.into_make_service())
-                .with_graceful_shutdown(async {
-                    let _ = shutdown_rx.await;
-                })
-                .await
-        });
+        let server = tokio::spawn(server::serve(listener, app, async {
+            let _ = shutdown_rx.await;
+        }));
 
         let mut background = Vec::new();
         let s = st.clone();
@@ -256,7 +248,7 @@ impl Gateway {
             tracing::error!("audit writer did not drain within 30 s; this run will show as a possible gap");
         }
         self.store.close().await;
-        served??;
+        served?;
         Ok(())
     }
 }
