@@ -58,8 +58,8 @@ pub struct OverheadArgs {
     /// [default: 400; quick: 100].
     #[arg(long)]
     pub litellm_streams: Option<usize>,
-    /// Also measure a do-nothing forwarding proxy (axum in, reqwest out) run in this process: the floor that
-    /// one more HTTP hop costs on this machine, before any gateway logic.
+    /// Also measure a do-nothing forwarding proxy (hyper in, hyper out, like the gateway) run as a child
+    /// process like Pyxis: the floor that one more HTTP hop costs on this machine, before any gateway logic.
     #[arg(long)]
     pub null_proxy: bool,
     #[arg(long, value_enum, default_value_t = Output::Table)]
@@ -67,6 +67,13 @@ pub struct OverheadArgs {
     /// Only serve the static upstream on 127.0.0.1:--port until interrupted (for experiments by hand).
     #[arg(long, hide = true)]
     pub upstream_only: bool,
+    /// Only serve the null proxy on 127.0.0.1:--port in front of --upstream until killed (how `--null-proxy`
+    /// starts it as a child process).
+    #[arg(long, hide = true, requires = "upstream", conflicts_with = "upstream_only")]
+    pub null_proxy_only: bool,
+    /// The upstream base URL of `--null-proxy-only`.
+    #[arg(long, hide = true, value_name = "URL", requires = "null_proxy_only")]
+    pub upstream: Option<String>,
     #[arg(long, default_value_t = 0, hide = true)]
     pub port: u16,
 }
@@ -89,6 +96,8 @@ impl OverheadArgs {
             null_proxy: false,
             output: Output::Table,
             upstream_only: false,
+            null_proxy_only: false,
+            upstream: None,
             port: 0,
         }
     }
@@ -144,5 +153,45 @@ mod tests {
         assert_eq!(q.plan().saturation, Duration::from_millis(500));
         assert!(Cli::try_parse_from(["x", "--chunks", "1"]).is_err());
         assert!(Cli::try_parse_from(["x", "--no-litellm", "--litellm", "/bin/true"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--null-proxy-only", "--port", "9"]).is_err());
+        assert!(Cli::try_parse_from(["x", "--upstream", "http://127.0.0.1:9"]).is_err());
+    }
+
+    /// The `pyxis` binary: `overhead` is a subcommand.
+    #[derive(Parser)]
+    struct Pyxis {
+        #[command(subcommand)]
+        command: PyxisCommand,
+    }
+
+    #[derive(clap::Subcommand)]
+    enum PyxisCommand {
+        Overhead(OverheadArgs),
+    }
+
+    /// The crate's example (`examples/overhead.rs`): the flags, after an optional `overhead` word.
+    #[derive(Parser)]
+    struct Example {
+        #[arg(hide = true, value_parser = ["overhead"])]
+        _subcommand: Option<String>,
+        #[command(flatten)]
+        args: OverheadArgs,
+    }
+
+    #[test]
+    fn the_null_proxy_child_command_line_parses_in_the_binary_and_the_example() {
+        let argv = crate::procs::null_proxy_argv(4321, "http://127.0.0.1:9");
+        let check = |a: &OverheadArgs| {
+            assert!(a.null_proxy_only && !a.upstream_only);
+            assert_eq!(a.port, 4321);
+            assert_eq!(a.upstream.as_deref(), Some("http://127.0.0.1:9"));
+        };
+        let PyxisCommand::Overhead(a) =
+            Pyxis::parse_from(std::iter::once("pyxis".to_string()).chain(argv.clone())).command;
+        check(&a);
+        check(&Example::parse_from(std::iter::once("overhead".to_string()).chain(argv)).args);
+        // The example without the word, as people run it.
+        let e = Example::parse_from(["overhead", "--quick", "--pyxis-bin", "target/release/pyxis"]);
+        assert!(e.args.quick && !e.args.null_proxy_only);
     }
 }

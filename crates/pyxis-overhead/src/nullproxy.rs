@@ -1,68 +1,160 @@
-//! A proxy that does nothing but forward: axum in, reqwest out, the body streamed back as it comes. Measured
-//! beside Pyxis it shows the floor: what one more HTTP hop on this machine costs before any gateway logic.
+//! A proxy that does nothing but forward, built like the gateway's data plane: hyper's HTTP/1 server builder in
+//! (`TCP_NODELAY` on every accepted socket, the gateway's read-buffer bound and header timeout), hyper-util's
+//! pooled legacy client out (`TCP_NODELAY` too), and the upstream's body relayed frame by frame as it comes.
+//! No JSON parsing, no routing, no authentication: measured beside Pyxis it shows the floor, what one more HTTP
+//! hop costs on this machine before any gateway logic.
+//!
+//! `pyxis overhead --null-proxy` runs it as a child process (`overhead --null-proxy-only --port P --upstream
+//! URL`, see [`crate::procs::start_null_proxy`]), as it runs Pyxis, so that both pay for their own process and
+//! runtime and both have their memory measured. [`NullProxy::start`] runs it in the calling process instead,
+//! for tests.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::serve::ListenerExt;
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Either, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 /// Largest request body forwarded.
 const BODY_LIMIT: usize = 1 << 20;
+/// The gateway's bound on one client connection's read buffer (`pyxis_gateway::server::MAX_BUF`).
+const MAX_BUF: usize = 64 * 1024;
+/// The gateway's timeout for a client to send its request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-#[derive(Clone)]
+/// The answer relayed to the client: the upstream's body as it arrives, or a short error of the proxy's own.
+pub type ProxyBody = Either<Incoming, Full<Bytes>>;
+
 struct Forward {
-    client: reqwest::Client,
+    client: Client<HttpConnector, Full<Bytes>>,
+    /// `http://host:port` without a trailing slash; the request's path and query are appended.
     upstream: String,
 }
 
-/// The forwarder on its own multi-threaded runtime (as many workers as CPUs, like the `pyxis` binary).
+impl Forward {
+    fn new(upstream: &str) -> Forward {
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(5)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(http);
+        Forward {
+            client,
+            upstream: upstream.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// The same method, path and body (with its content type) to the upstream; its status, content type and
+    /// body back.
+    async fn forward(&self, req: Request<Incoming>) -> Response<ProxyBody> {
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, BODY_LIMIT).collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(e) => return own_answer(StatusCode::BAD_REQUEST, e.to_string()),
+        };
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let uri = match Uri::try_from(format!("{}{path}", self.upstream)) {
+            Ok(u) => u,
+            Err(e) => return own_answer(StatusCode::BAD_REQUEST, e.to_string()),
+        };
+        let mut out = Request::new(Full::new(body));
+        *out.method_mut() = parts.method;
+        *out.uri_mut() = uri;
+        if let Some(ct) = parts.headers.get(CONTENT_TYPE) {
+            out.headers_mut().insert(CONTENT_TYPE, ct.clone());
+        }
+        let resp = match self.client.request(out).await {
+            Ok(r) => r,
+            Err(e) => return own_answer(StatusCode::BAD_GATEWAY, e.to_string()),
+        };
+        let (up, body) = resp.into_parts();
+        let mut answer = Response::new(Either::Left(body));
+        *answer.status_mut() = up.status;
+        if let Some(ct) = up.headers.get(CONTENT_TYPE) {
+            answer.headers_mut().insert(CONTENT_TYPE, ct.clone());
+        }
+        answer
+    }
+}
+
+fn own_answer(status: StatusCode, msg: String) -> Response<ProxyBody> {
+    let mut r = Response::new(Either::Right(Full::new(Bytes::from(msg))));
+    *r.status_mut() = status;
+    r
+}
+
+/// Forwards every request accepted on `listener` to `upstream` until `shutdown` resolves. Connections already
+/// accepted carry on until their clients close them.
+pub async fn serve(listener: TcpListener, upstream: &str, shutdown: impl Future<Output = ()>) {
+    let fwd = Arc::new(Forward::new(upstream));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_BUF);
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(e) => {
+                    // Out of descriptors, most likely: wait instead of spinning.
+                    if !matches!(e.kind(), std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::Interrupted) {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Without it every streamed chunk after the first waits for the client's delayed ACK (~40 ms).
+        let _ = tcp.set_nodelay(true);
+        let fwd = fwd.clone();
+        let svc = service_fn(move |req| {
+            let fwd = fwd.clone();
+            async move { Ok::<_, Infallible>(fwd.forward(req).await) }
+        });
+        let conn = http.serve_connection(TokioIo::new(tcp), svc);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+}
+
+/// The forwarder on a task of the calling tokio runtime, stopped on drop (for tests; the benchmark runs it as a
+/// child process).
 pub struct NullProxy {
     pub addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
 impl NullProxy {
-    pub fn start(upstream: &str) -> std::io::Result<NullProxy> {
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        std_listener.set_nonblocking(true)?;
-        let addr = std_listener.local_addr()?;
-        let client = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()
-            .map_err(std::io::Error::other)?;
-        let app = Router::new()
-            .route("/v1/chat/completions", post(forward))
-            .with_state(Forward {
-                client,
-                upstream: upstream.trim_end_matches('/').to_string(),
-            });
-        let (shutdown, shutdown_rx) = oneshot::channel::<()>();
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-        std::thread::Builder::new()
-            .name("overhead-null-proxy".into())
-            .spawn(move || {
-                rt.block_on(async move {
-                    let Ok(listener) = tokio::net::TcpListener::from_std(std_listener) else {
-                        return;
-                    };
-                    let listener = listener.tap_io(|tcp| {
-                        let _ = tcp.set_nodelay(true);
-                    });
-                    let _ = axum::serve(listener, app.into_make_service())
-                        .with_graceful_shutdown(async {
-                            let _ = shutdown_rx.await;
-                        })
-                        .await;
-                });
-            })?;
+    /// Binds 127.0.0.1 on a free port and serves there; must be called within a tokio runtime.
+    pub async fn start(upstream: &str) -> std::io::Result<NullProxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (shutdown, rx) = oneshot::channel::<()>();
+        let upstream = upstream.to_string();
+        tokio::spawn(async move {
+            serve(listener, &upstream, async {
+                let _ = rx.await;
+            })
+            .await;
+        });
         Ok(NullProxy {
             addr,
             shutdown: Some(shutdown),
@@ -80,31 +172,4 @@ impl Drop for NullProxy {
             let _ = tx.send(());
         }
     }
-}
-
-async fn forward(State(f): State<Forward>, req: Request) -> Response {
-    let path = req.uri().path().to_string();
-    let body = match axum::body::to_bytes(req.into_body(), BODY_LIMIT).await {
-        Ok(b) => b,
-        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
-    };
-    let resp = match f
-        .client
-        .post(format!("{}{path}", f.upstream))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(body)
-        .send()
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => return (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
-    };
-    let status = resp.status();
-    let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
-    let mut out = Response::new(Body::from_stream(resp.bytes_stream()));
-    *out.status_mut() = status;
-    if let Some(ct) = content_type {
-        out.headers_mut().insert(header::CONTENT_TYPE, ct);
-    }
-    out
 }

@@ -1,5 +1,6 @@
-//! The proxies under test as child processes: Pyxis (the real binary, everything on) and, when installed,
-//! LiteLLM, each with a generated configuration in a temporary directory, killed on drop.
+//! The proxies under test as child processes: Pyxis (the real binary, everything on), the null proxy (this
+//! executable again, `overhead --null-proxy-only`) and, when installed, LiteLLM, each with its configuration and
+//! log in a temporary directory, killed on drop.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -125,6 +126,52 @@ pub async fn start_pyxis(bin: &Path, upstream_url: &str) -> anyhow::Result<Proc>
         _dir: dir,
     };
     p.wait_ready("/readyz", Duration::from_secs(60)).await?;
+    Ok(p)
+}
+
+/// The arguments that start the null proxy in front of `upstream_url` on 127.0.0.1:`port`. They begin with the
+/// subcommand word `overhead`, which the `pyxis` binary needs and the crate's example accepts and ignores.
+pub fn null_proxy_argv(port: u16, upstream_url: &str) -> Vec<String> {
+    vec![
+        "overhead".into(),
+        "--null-proxy-only".into(),
+        "--port".into(),
+        port.to_string(),
+        "--upstream".into(),
+        upstream_url.into(),
+    ]
+}
+
+/// Starts `exe overhead --null-proxy-only` (`exe` is this executable: the `pyxis` binary or the crate's
+/// example) and waits until it forwards `/health` to the upstream.
+pub async fn start_null_proxy(exe: &Path, upstream_url: &str) -> anyhow::Result<Proc> {
+    let dir = tempfile::tempdir()?;
+    let port = free_port()?;
+    let log = dir.path().join("null-proxy.log");
+    let out = std::fs::File::create(&log)?;
+    let child = Command::new(exe)
+        .args(null_proxy_argv(port, upstream_url))
+        .env("PYXIS_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .spawn()
+        .with_context(|| format!("cannot start {}", exe.display()))?;
+    let mut p = Proc {
+        name: "null-proxy".into(),
+        pid: child.id(),
+        target: Target {
+            name: "null-proxy".into(),
+            base_url: format!("http://127.0.0.1:{port}"),
+            api_key: None,
+            model: FAST_MODEL.into(),
+            hold_model: HOLD_MODEL.into(),
+        },
+        child,
+        log,
+        _dir: dir,
+    };
+    p.wait_ready("/health", Duration::from_secs(30)).await?;
     Ok(p)
 }
 

@@ -1,4 +1,5 @@
-//! `pyxis overhead` end to end: start the static upstream, Pyxis and (when installed) LiteLLM, measure, print.
+//! `pyxis overhead` end to end: start the static upstream, Pyxis, the null proxy (`--null-proxy`) and (when
+//! installed) LiteLLM, measure, print.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -9,8 +10,8 @@ use crate::args::{Output, OverheadArgs};
 use crate::client::Target;
 use crate::measure::{Comparison, Plan, measure_pair};
 use crate::memory::{MemoryFigures, ramp, steps};
-use crate::nullproxy::NullProxy;
-use crate::procs::{Proc, find_litellm, start_litellm, start_pyxis};
+use crate::nullproxy;
+use crate::procs::{Proc, find_litellm, start_litellm, start_null_proxy, start_pyxis};
 use crate::progress::Progress;
 use crate::report::Report;
 use crate::upstream::{FAST_MODEL, HOLD_MODEL, Upstream, UpstreamConfig};
@@ -28,6 +29,24 @@ pub async fn run(args: OverheadArgs) -> anyhow::Result<()> {
         let up = Upstream::start(cfg, args.port).context("cannot start the static upstream")?;
         println!("static OpenAI-compatible upstream on {} (Ctrl-C stops it)", up.url());
         tokio::signal::ctrl_c().await?;
+        return Ok(());
+    }
+    if args.null_proxy_only {
+        let upstream = args
+            .upstream
+            .as_deref()
+            .context("--null-proxy-only needs --upstream URL")?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+            .await
+            .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;
+        println!(
+            "null proxy on http://{} in front of {upstream} (Ctrl-C stops it)",
+            listener.local_addr()?
+        );
+        nullproxy::serve(listener, upstream, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
         return Ok(());
     }
     let started = Instant::now();
@@ -69,7 +88,7 @@ pub async fn run(args: OverheadArgs) -> anyhow::Result<()> {
     let progress = Progress::new(
         units(streams)
             + litellm_bin.as_ref().map_or(0, |_| units(litellm_streams))
-            + if args.null_proxy { units(0) } else { 0 },
+            + if args.null_proxy { units(streams) } else { 0 },
     );
     notes.push(format!("load average before: {}", loadavg()));
 
@@ -83,16 +102,15 @@ pub async fn run(args: OverheadArgs) -> anyhow::Result<()> {
     memory.extend(m);
     drop(pyxis);
     if args.null_proxy {
-        let np = NullProxy::start(&upstream.url()).context("cannot start the null proxy")?;
-        let t = Target {
-            name: "null-proxy".into(),
-            base_url: np.url(),
-            api_key: None,
-            model: FAST_MODEL.into(),
-            hold_model: HOLD_MODEL.into(),
-        };
-        comparisons.push(measure_pair(&direct, &t, &plan, &progress).await?);
-        notes.push("null-proxy: axum in, reqwest out, TCP_NODELAY both sides, in this process on its own runtime; the floor of one more HTTP hop".into());
+        // This executable again, not --pyxis-bin: that may be another build, and the example is no `pyxis`.
+        let exe = std::env::current_exe().context("cannot find this executable to start the null proxy")?;
+        progress.phase(format!("starting {} overhead --null-proxy-only", exe.display()));
+        let np = start_null_proxy(&exe, &upstream.url()).await?;
+        let (c, m) = measure_proxy(&np, &direct, &plan, streams, &args, &upstream, &progress).await?;
+        comparisons.push(c);
+        memory.extend(m);
+        drop(np);
+        notes.push("null-proxy: a child process like pyxis (this executable, `overhead --null-proxy-only`, multi-threaded tokio runtime); hyper's HTTP/1 server in and hyper-util's pooled client out as in the gateway, TCP_NODELAY both sides, body relayed as it comes, no parsing: the floor of one more HTTP hop".into());
     }
     if let Some(lbin) = litellm_bin {
         progress.phase(format!("starting {} (takes a few seconds)", lbin.display()));

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use pyxis_overhead::client::{Conn, Endpoint};
@@ -33,11 +34,18 @@ fn upstream(chunks: usize) -> Upstream {
     .unwrap()
 }
 
-/// A plain HTTP/1.1 exchange over a TCP socket, independent of the crate's client.
-async fn post(up: &Upstream, body: serde_json::Value) -> (u16, String) {
+/// A plain HTTP/1.1 exchange over a TCP socket, independent of the crate's client: status and body as sent
+/// (chunked framing left in).
+async fn post(addr: SocketAddr, body: serde_json::Value) -> (u16, String) {
+    let (status, _, body) = exchange(addr, body).await;
+    (status, body)
+}
+
+/// [`post`], with the response head.
+async fn exchange(addr: SocketAddr, body: serde_json::Value) -> (u16, String, String) {
     let body = body.to_string();
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(up.addr).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let req = format!(
         "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -47,8 +55,17 @@ async fn post(up: &Upstream, body: serde_json::Value) -> (u16, String) {
     s.read_to_end(&mut out).await.unwrap();
     let text = String::from_utf8(out).unwrap();
     let status: u16 = text[9..12].parse().unwrap();
-    let body = text.split_once("\r\n\r\n").unwrap().1.to_string();
-    (status, body)
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+/// The body of a response as sent, without chunked framing if it has it.
+fn payload(head: &str, body: &str) -> String {
+    if head.contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_string()
+    }
 }
 
 /// Removes HTTP/1.1 chunked framing.
@@ -69,14 +86,22 @@ fn dechunk(body: &str) -> String {
 #[tokio::test]
 async fn static_upstream_answers_valid_openai() {
     let up = upstream(5);
-    let (st, body) = post(&up, serde_json::json!({"model": "m", "messages": [], "stream": false})).await;
+    let (st, body) = post(
+        up.addr,
+        serde_json::json!({"model": "m", "messages": [], "stream": false}),
+    )
+    .await;
     assert_eq!(st, 200);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["choices"][0]["message"]["role"], "assistant");
     assert_eq!(v["model"], "m");
     assert!(v["usage"]["prompt_tokens"].as_u64().is_some());
 
-    let (st, body) = post(&up, serde_json::json!({"model": "m", "messages": [], "stream": true})).await;
+    let (st, body) = post(
+        up.addr,
+        serde_json::json!({"model": "m", "messages": [], "stream": true}),
+    )
+    .await;
     assert_eq!(st, 200);
     let sse = dechunk(&body);
     let mut framer = pyxis_protocol::sse::SseFramer::new();
@@ -91,7 +116,7 @@ async fn static_upstream_answers_valid_openai() {
     }
     assert!(sse.ends_with("data: [DONE]\n\n"));
 
-    let (st, _) = post(&up, serde_json::json!({"messages": []})).await;
+    let (st, _) = post(up.addr, serde_json::json!({"messages": []})).await;
     assert_eq!(st, 400);
 }
 
@@ -209,17 +234,44 @@ async fn the_phase_limit_bounds_a_slow_or_long_phase() {
     assert!(c.through.ttft_ms.count > 0 && c.through.ttft_ms.count < 1_000_000);
 }
 
-#[tokio::test]
-async fn the_null_proxy_forwards_whole_and_streamed_answers() {
-    let up = upstream(6);
-    let np = pyxis_overhead::nullproxy::NullProxy::start(&up.url()).unwrap();
+/// The null proxy's answers are the upstream's, byte for byte, non-streamed and streamed (held streams
+/// included: relayed as they come, not when they end), and it survives the benchmark's load.
+async fn check_null_proxy(up: &Upstream, proxy: SocketAddr) {
+    for (model, stream) in [("m", false), ("m", true)] {
+        let req = serde_json::json!({"model": model, "messages": [], "stream": stream});
+        let (st_d, head_d, body_d) = exchange(up.addr, req.clone()).await;
+        let (st_p, head_p, body_p) = exchange(proxy, req).await;
+        assert_eq!((st_d, st_p), (200, 200), "{head_p}\n{body_p}");
+        assert_eq!(payload(&head_p, &body_p), payload(&head_d, &body_d));
+        let ct = if stream {
+            "content-type: text/event-stream"
+        } else {
+            "content-type: application/json"
+        };
+        assert!(head_p.contains(ct), "{head_p}");
+    }
+    // The upstream's 400 comes back as it is.
+    let (st, _) = post(proxy, serde_json::json!({"messages": []})).await;
+    assert_eq!(st, 400);
+
     let through = Target {
         name: "null-proxy".into(),
-        base_url: np.url(),
+        base_url: format!("http://{proxy}"),
         api_key: None,
         model: FAST_MODEL.into(),
         hold_model: HOLD_MODEL.into(),
     };
+    // A held stream's first chunk reaches the client while the upstream still holds the rest.
+    let ep = Endpoint::resolve(&through).await.unwrap();
+    let held = Conn::open(ep).await.unwrap().open_held().await.unwrap();
+    assert_eq!(up.held(), 1);
+    drop(held);
+    up.release_held();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while up.held() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
     let plan = Plan {
         warmup: 5,
         latency_requests: 50,
@@ -229,10 +281,48 @@ async fn the_null_proxy_forwards_whole_and_streamed_answers() {
         saturation: Duration::from_millis(200),
         rounds: 1,
     };
-    let c = measure_pair(&target("direct", &up), &through, &plan, &Progress::hidden())
+    let c = measure_pair(&target("direct", up), &through, &plan, &Progress::hidden())
         .await
         .unwrap();
     assert_eq!(c.through.errors, 0, "{:?}", c.through.first_error);
     assert_eq!(c.through.chunks, 6);
     assert!(c.through.rps_whole > 0.0 && c.through.rps_stream > 0.0);
+}
+
+#[tokio::test]
+async fn the_null_proxy_forwards_whole_and_streamed_answers() {
+    let up = upstream(6);
+    let np = pyxis_overhead::nullproxy::NullProxy::start(&up.url()).await.unwrap();
+    check_null_proxy(&up, np.addr).await;
+}
+
+/// `target/<profile>/examples/overhead`, which `cargo test` builds beside this test's executable
+/// (`target/<profile>/deps/core-<hash>`).
+fn example_binary() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let p = exe.parent()?.parent()?.join("examples").join("overhead");
+    p.is_file().then_some(p)
+}
+
+#[tokio::test]
+async fn the_null_proxy_runs_as_a_child_process_of_the_example() {
+    let Some(exe) = example_binary() else {
+        eprintln!("skipped: the example binary is not built (run `cargo test -p pyxis-overhead`, not one test target)");
+        return;
+    };
+    let up = upstream(6);
+    // `overhead --null-proxy-only --port P --upstream URL`, as `pyxis overhead --null-proxy` starts it.
+    let np = pyxis_overhead::procs::start_null_proxy(&exe, &up.url())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_ne!(np.pid, std::process::id());
+    assert!(pyxis_overhead::memory::tree_rss_kib(np.pid).is_some_and(|k| k > 0));
+    let addr: SocketAddr = np.target.base_url.trim_start_matches("http://").parse().unwrap();
+    check_null_proxy(&up, addr).await;
+    let pid = np.pid;
+    drop(np);
+    assert!(
+        pyxis_overhead::memory::rss_kib(pid).is_none(),
+        "the child is killed and reaped on drop"
+    );
 }

@@ -73,12 +73,26 @@ impl AuditRecord {
         self.hash = String::new();
         // serde_json writes struct fields in declaration order, and floats round-trip exactly:
         // the bytes are the same when the row is read back.
-        let bytes = serde_json::to_vec(&*self).unwrap_or_default();
-        let mut h = Sha256::new();
-        h.update(self.prev_hash.as_bytes());
-        h.update(b"\n");
-        h.update(&bytes);
-        self.hash = hex::encode(h.finalize());
+        let mut h = HashWriter(Sha256::new());
+        h.0.update(self.prev_hash.as_bytes());
+        h.0.update(b"\n");
+        // Writing into the hasher cannot fail, nor can serialising this struct.
+        let _ = serde_json::to_writer(&mut h, &*self);
+        self.hash = hex::encode(h.0.finalize());
+    }
+}
+
+/// Feeds serialised bytes straight into the hash, without building them in a buffer first.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
