@@ -67,6 +67,37 @@ fn bench(c: &mut Criterion) {
         });
     }
     g.finish();
+
+    // The request-id index: random ids (UUIDv4) dirty a random index page per record, time-ordered
+    // ids (UUIDv7, what the gateway makes) append at the index's right edge. Same store, same
+    // batch size, alternating in one run.
+    let mut g = c.benchmark_group("audit_request_ids");
+    g.sample_size(10).measurement_time(Duration::from_secs(5));
+    let batch = 256u64;
+    g.throughput(Throughput::Elements(batch));
+    for (name, make) in [
+        ("uuid_v4", (|| uuid::Uuid::new_v4()) as fn() -> uuid::Uuid),
+        ("uuid_v7", uuid::Uuid::now_v7 as fn() -> uuid::Uuid),
+    ] {
+        g.bench_function(format!("batch_{batch}_{name}"), |b| {
+            b.iter_custom(|iters| {
+                let mut elapsed = Duration::ZERO;
+                for _ in 0..iters {
+                    let mut recs: Vec<AuditRecord> = (0..batch)
+                        .map(|_| AuditRecord {
+                            request_id: format!("req-{}", make().simple()),
+                            ..record(next())
+                        })
+                        .collect();
+                    let t = Instant::now();
+                    rt.block_on(store.append_audit(&mut recs, None)).expect("append");
+                    elapsed += t.elapsed();
+                }
+                elapsed
+            })
+        });
+    }
+    g.finish();
 }
 
 criterion_group!(benches, bench);
