@@ -77,3 +77,65 @@ pub fn spawn_writer(
     });
     (AuditSink { tx }, handle)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use pyxis_store::AuditQuery;
+
+    use super::*;
+
+    fn record(i: usize) -> AuditRecord {
+        AuditRecord {
+            request_id: format!("req-{i}"),
+            tenant: "t".into(),
+            model: "m".into(),
+            requested_model: "m".into(),
+            finished_at_ms: now_ms(),
+            status: 200,
+            ..AuditRecord::default()
+        }
+    }
+
+    async fn count(store: &Store) -> usize {
+        let q = AuditQuery {
+            limit: 1000,
+            ..AuditQuery::default()
+        };
+        store.query_audit(&q).await.map(|r| r.len()).unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn a_batch_lingers_then_is_written_whole_and_drained_on_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).await.unwrap();
+        let bound = Duration::from_millis(400);
+        let (sink, writer) = spawn_writer(store.clone(), bound, None, None);
+        let t = Instant::now();
+        for i in 0..5 {
+            sink.record(record(i));
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        if t.elapsed() < linger(bound) {
+            assert_eq!(count(&store).await, 0, "written before the linger ended");
+        }
+        while count(&store).await < 5 {
+            assert!(t.elapsed() < Duration::from_secs(10), "records not written");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(t.elapsed() >= linger(bound), "the batch waited {:?}", t.elapsed());
+        // Records sent just before the last sink goes are written before the writer ends.
+        for i in 5..9 {
+            sink.record(record(i));
+        }
+        drop(sink);
+        tokio::time::timeout(Duration::from_secs(10), writer)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(count(&store).await, 9);
+        let report = store.verify_audit().await.unwrap();
+        assert!(report.first_broken.is_none(), "{report:?}");
+    }
+}

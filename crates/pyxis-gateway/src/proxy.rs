@@ -248,8 +248,13 @@ async fn handle_inner(
                 }
                 st.metrics.retry(&model.name, reason);
                 tracing::warn!(%request_id, endpoint = %ep.url, error = %e, "upstream attempt failed");
+                let kind = if e.timed_out {
+                    ErrorKind::Timeout
+                } else {
+                    ErrorKind::BadGateway
+                };
                 last_err = Some(OpenAiError::new(
-                    ErrorKind::BadGateway,
+                    kind,
                     format!(
                         "The runtime at {} could not be reached ({e}). Check `pyxis serve` logs and the runtime's health.",
                         ep.url,

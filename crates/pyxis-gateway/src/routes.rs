@@ -4,8 +4,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -84,36 +83,27 @@ async fn request_id(req: Request, next: Next) -> Response {
     echo_request_id(resp, &id)
 }
 
-/// An inference route: the request id, then the proxy.
-async fn inference(
-    st: Arc<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-    kind: RequestKind,
-) -> Response {
+/// An inference route: the request id, the headers (moved out, where axum's `HeaderMap` extractor
+/// would copy them) and the body (within `BODY_LIMIT`), then the proxy.
+async fn inference(st: Arc<AppState>, req: Request, kind: RequestKind) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let headers = std::mem::take(&mut parts.headers);
+    let body = Bytes::from_request(Request::from_parts(parts, body), &()).await;
     let id = take_request_id(&headers);
     let resp = proxy::handle(st, id.clone(), headers, body, kind).await;
     echo_request_id(resp, &id)
 }
 
-async fn chat(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
-    inference(st, headers, body, RequestKind::Chat).await
+async fn chat(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    inference(st, req, RequestKind::Chat).await
 }
 
-async fn embeddings(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    inference(st, headers, body, RequestKind::Embeddings).await
+async fn embeddings(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    inference(st, req, RequestKind::Embeddings).await
 }
 
-async fn completions(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    inference(st, headers, body, RequestKind::Completion).await
+async fn completions(State(st): State<Arc<AppState>>, req: Request) -> Response {
+    inference(st, req, RequestKind::Completion).await
 }
 
 /// Only the models this tenant may use.

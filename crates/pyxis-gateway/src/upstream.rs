@@ -24,6 +24,8 @@ pub type UpstreamResponse = http::Response<hyper::body::Incoming>;
 pub struct SendError {
     /// The connection could not be made (the endpoint is down or unreachable).
     pub connect: bool,
+    /// The connection attempt timed out.
+    pub timed_out: bool,
     /// What went wrong, with its causes.
     pub message: String,
 }
@@ -69,6 +71,7 @@ impl UpstreamClient {
         *req.headers_mut() = headers;
         self.client.request(req).await.map_err(|e| SendError {
             connect: e.is_connect(),
+            timed_out: timed_out(&e),
             message: with_causes(&e),
         })
     }
@@ -81,6 +84,7 @@ fn join(base: &str, path: &str) -> Result<Uri, SendError> {
     s.push_str(path);
     Uri::try_from(s).map_err(|e| SendError {
         connect: true,
+        timed_out: false,
         message: format!("invalid URL {base}{path}: {e}"),
     })
 }
@@ -96,6 +100,20 @@ pub async fn read_body(resp: UpstreamResponse) -> Result<Bytes, String> {
 /// The body as it arrives, read by read.
 pub fn body_stream(resp: UpstreamResponse) -> impl Stream<Item = Result<Bytes, hyper::Error>> + Send + 'static {
     BodyDataStream::new(resp.into_body())
+}
+
+/// Whether an I/O timeout is among the error's causes (hyper's connector reports its connect timeout so).
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut src = Some(e);
+    while let Some(s) = src {
+        if s.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        src = s.source();
+    }
+    false
 }
 
 /// An error and its sources, on one line.
@@ -129,6 +147,27 @@ mod tests {
         assert!(join("http://bad host", "/v1").is_err());
     }
 
+    #[test]
+    fn a_timeout_anywhere_in_the_causes_counts() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("tcp connect error")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let t = Outer(std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"));
+        assert!(timed_out(&t));
+        assert_eq!(with_causes(&t), "tcp connect error: connect timed out");
+        let r = Outer(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(!timed_out(&r));
+    }
+
     #[tokio::test]
     async fn refused_connection_is_a_connect_error() {
         // A port that was free a moment ago: nothing listens there.
@@ -147,7 +186,7 @@ mod tests {
             )
             .await
             .unwrap_err();
-        assert!(e.connect, "{e}");
+        assert!(e.connect && !e.timed_out, "{e}");
         assert!(e.message.contains("onnect"), "{e}");
     }
 }
