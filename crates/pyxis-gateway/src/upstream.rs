@@ -1,23 +1,40 @@
-//! The data plane's HTTP client to runtimes: hyper's pooled HTTP/1 client, used bare.
+//! The data plane's HTTP client to runtimes: HTTP/1 connections driven by the request's own task.
 //!
-//! reqwest (still used for health checks and probes) puts a URL parse, a redirect layer, a retry
-//! layer and its own body type in front of the same hyper client; on a static upstream at
-//! saturation those were about a tenth of the gateway's CPU. Here a request is an
-//! `http::Request` built from the endpoint's base URL and the adapter's path, the answer is
-//! hyper's `Incoming` body, read whole or relayed as a stream of `Bytes`.
+//! A pooled client (reqwest, or hyper-util's, which reqwest wraps) runs every connection in a task
+//! of its own: a request is handed to it over a channel, the response comes back over another,
+//! and each body chunk is asked for and delivered across tasks again. On a 2-core machine each
+//! of those hand-offs tends to wake tokio's other worker (an eventfd write and a context switch),
+//! which showed as the largest part of what the gateway added at concurrency 1. Here the request's
+//! task polls the connection itself, while it waits for the response head and while it reads the
+//! body ([`UpstreamBody`]); when the body is done the connection goes back to a small pool of
+//! idle connections per runtime address.
+//!
+//! Idle connections are not polled, so one the runtime closed while idle is found out when it is
+//! taken: it is polled once, and dropped if it has ended. A request refused by a connection that
+//! closed before the request could be written is sent again once, on a new connection (what
+//! hyper-util's client does for "canceled" requests). reqwest stays for health checks and probes.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::http::{self, HeaderMap, HeaderValue, Uri, header};
 use futures::Stream;
 use http_body_util::{BodyDataStream, BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::{Connection, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 
 /// A runtime's answer: status, headers, and a body still to read.
-pub type UpstreamResponse = http::Response<hyper::body::Incoming>;
+pub type UpstreamResponse = http::Response<UpstreamBody>;
+
+/// Idle connections kept per runtime address.
+const MAX_IDLE_PER_HOST: usize = 256;
 
 /// Why an attempt got no answer.
 #[derive(Debug)]
@@ -36,22 +53,80 @@ impl std::fmt::Display for SendError {
     }
 }
 
-/// Cheap to clone: clones share one connection pool.
-#[derive(Clone, Debug)]
+/// One HTTP/1 connection: the handle requests are sent on, and the state machine that does the I/O.
+struct Conn {
+    send: SendRequest<Full<Bytes>>,
+    io: Pin<Box<Connection<TokioIo<TcpStream>, Full<Bytes>>>>,
+}
+
+impl Conn {
+    /// Moves the connection's I/O along; `Some` once the connection has ended.
+    fn drive(&mut self, cx: &mut Context<'_>) -> Option<hyper::Result<()>> {
+        match self.io.as_mut().poll(cx) {
+            Poll::Ready(r) => Some(r),
+            Poll::Pending => None,
+        }
+    }
+}
+
+struct Idle {
+    conn: Conn,
+    since: Instant,
+}
+
+#[derive(Default)]
+struct Pool {
+    idle: Mutex<HashMap<String, Vec<Idle>>>,
+}
+
+impl Pool {
+    fn take(&self, key: &str, max_idle: Duration) -> Option<Conn> {
+        let mut map = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = map.get_mut(key)?;
+        while let Some(idle) = list.pop() {
+            if idle.since.elapsed() < max_idle {
+                return Some(idle.conn);
+            }
+        }
+        None
+    }
+
+    fn put(&self, key: &str, conn: Conn) {
+        let mut map = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let list = map.entry(key.to_string()).or_default();
+        if list.len() < MAX_IDLE_PER_HOST {
+            list.push(Idle {
+                conn,
+                since: Instant::now(),
+            });
+        }
+    }
+}
+
+/// Cheap to clone: clones share one pool.
+#[derive(Clone)]
 pub struct UpstreamClient {
-    client: Client<HttpConnector, Full<Bytes>>,
+    pool: Arc<Pool>,
+    connect_timeout: Duration,
+    pool_idle_timeout: Duration,
+}
+
+impl std::fmt::Debug for UpstreamClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamClient")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("pool_idle_timeout", &self.pool_idle_timeout)
+            .finish()
+    }
 }
 
 impl UpstreamClient {
     pub fn new(connect_timeout: Duration, pool_idle_timeout: Duration) -> Self {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(connect_timeout));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(pool_idle_timeout)
-            .build(http);
-        UpstreamClient { client }
+        UpstreamClient {
+            pool: Arc::default(),
+            connect_timeout,
+            pool_idle_timeout,
+        }
     }
 
     /// POSTs `body` as JSON to `base` + `path`, with `headers` added. Resolves when the response
@@ -64,16 +139,179 @@ impl UpstreamClient {
         body: Bytes,
     ) -> Result<UpstreamResponse, SendError> {
         let uri = join(base, path)?;
+        let authority = match uri.authority() {
+            Some(a) if uri.scheme_str() == Some("http") => a.as_str().to_string(),
+            _ => {
+                return Err(SendError {
+                    connect: true,
+                    timed_out: false,
+                    message: format!("{base}: only http:// runtime URLs are supported"),
+                });
+            }
+        };
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let mut req = http::Request::new(Full::new(body));
-        *req.method_mut() = http::Method::POST;
-        *req.uri_mut() = uri;
-        *req.headers_mut() = headers;
-        self.client.request(req).await.map_err(|e| SendError {
-            connect: e.is_connect(),
-            timed_out: timed_out(&e),
-            message: with_causes(&e),
+        if let Ok(host) = HeaderValue::from_str(&authority) {
+            headers.insert(header::HOST, host);
+        }
+        let origin_form = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        let request = |headers: HeaderMap| {
+            let mut req = http::Request::new(Full::new(body.clone()));
+            *req.method_mut() = http::Method::POST;
+            *req.uri_mut() = Uri::try_from(origin_form.as_str()).unwrap_or_else(|_| Uri::from_static("/"));
+            *req.headers_mut() = headers;
+            req
+        };
+        if let Some(conn) = self.ready_idle(&authority).await {
+            match send_on(conn, request(headers.clone())).await {
+                Ok((resp, conn)) => return Ok(self.wrap(resp, conn, authority)),
+                // The runtime closed the idle connection before the request could be written:
+                // nothing reached it, so a new connection may carry the request.
+                Err(e) if e.is_canceled() => {}
+                Err(e) => return Err(failed(&e, false)),
+            }
+        }
+        let conn = self.connect(&authority).await?;
+        match send_on(conn, request(headers)).await {
+            Ok((resp, conn)) => Ok(self.wrap(resp, conn, authority)),
+            Err(e) => Err(failed(&e, false)),
+        }
+    }
+
+    /// An idle connection to `authority` that is still open and ready for a request.
+    async fn ready_idle(&self, authority: &str) -> Option<Conn> {
+        while let Some(mut conn) = self.pool.take(authority, self.pool_idle_timeout) {
+            // One poll: a connection the runtime closed while it sat idle reads its end now.
+            let ready = poll_fn(|cx| {
+                if conn.drive(cx).is_some() {
+                    return Poll::Ready(false);
+                }
+                Poll::Ready(matches!(conn.send.poll_ready(cx), Poll::Ready(Ok(()))))
+            })
+            .await;
+            if ready {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    async fn connect(&self, authority: &str) -> Result<Conn, SendError> {
+        let tcp = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(authority)).await {
+            Ok(Ok(tcp)) => tcp,
+            Ok(Err(e)) => return Err(failed(&e, true)),
+            Err(_) => {
+                return Err(SendError {
+                    connect: true,
+                    timed_out: true,
+                    message: format!(
+                        "tcp connect to {authority} timed out after {} ms",
+                        self.connect_timeout.as_millis()
+                    ),
+                });
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let (send, io) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .map_err(|e| failed(&e, true))?;
+        Ok(Conn { send, io: Box::pin(io) })
+    }
+
+    fn wrap(&self, resp: http::Response<Incoming>, conn: Conn, key: String) -> UpstreamResponse {
+        resp.map(|inner| UpstreamBody {
+            inner,
+            conn: Some(conn),
+            pool: Some((self.pool.clone(), key)),
         })
+    }
+}
+
+/// Sends `req` on `conn`, driving the connection until the response head arrives.
+async fn send_on(
+    mut conn: Conn,
+    req: http::Request<Full<Bytes>>,
+) -> Result<(http::Response<Incoming>, Conn), hyper::Error> {
+    let mut pending = Box::pin(conn.send.send_request(req));
+    let resp = poll_fn(|cx| {
+        let ended = conn.drive(cx);
+        if let Poll::Ready(r) = pending.as_mut().poll(cx) {
+            return Poll::Ready(r);
+        }
+        match ended {
+            // The connection failed or closed without answering: the dispatcher hands the error
+            // to the pending request, which the next poll returns.
+            Some(_) => pending.as_mut().poll(cx),
+            None => Poll::Pending,
+        }
+    })
+    .await?;
+    Ok((resp, conn))
+}
+
+fn failed(e: &(dyn std::error::Error + 'static), connect: bool) -> SendError {
+    SendError {
+        connect,
+        timed_out: timed_out(e),
+        message: with_causes(e),
+    }
+}
+
+/// A response body that keeps its connection moving while it is read, and gives the connection
+/// back to the pool once the body has been read to its end.
+pub struct UpstreamBody {
+    inner: Incoming,
+    conn: Option<Conn>,
+    pool: Option<(Arc<Pool>, String)>,
+}
+
+impl std::fmt::Debug for UpstreamBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamBody")
+            .field("inner", &self.inner)
+            .field("holds_connection", &self.conn.is_some())
+            .finish()
+    }
+}
+
+impl UpstreamBody {
+    fn release(&mut self, cx: &mut Context<'_>) {
+        let Some(mut conn) = self.conn.take() else { return };
+        // Let the connection see the end of the message; it is reusable once it is ready again.
+        if conn.drive(cx).is_none()
+            && matches!(conn.send.poll_ready(cx), Poll::Ready(Ok(())))
+            && let Some((pool, key)) = self.pool.take()
+        {
+            pool.put(&key, conn);
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        if let Some(conn) = &mut this.conn
+            && conn.drive(cx).is_some()
+        {
+            // Ended: whatever it read is already in the body channel, and its error, if any,
+            // comes out of the body.
+            this.conn = None;
+        }
+        let frame = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(None) = frame {
+            this.release(cx);
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -102,7 +340,7 @@ pub fn body_stream(resp: UpstreamResponse) -> impl Stream<Item = Result<Bytes, h
     BodyDataStream::new(resp.into_body())
 }
 
-/// Whether an I/O timeout is among the error's causes (hyper's connector reports its connect timeout so).
+/// Whether an I/O timeout is among the error's causes.
 fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut src = Some(e);
     while let Some(s) = src {
@@ -133,6 +371,15 @@ fn with_causes(e: &dyn std::error::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::Router;
+    use axum::body::Body as AxumBody;
+    use axum::response::Response;
+    use axum::routing::post;
+    use futures::StreamExt;
+    use tokio::net::TcpListener;
+
     use super::*;
 
     #[test]
@@ -187,6 +434,131 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.connect && !e.timed_out, "{e}");
-        assert!(e.message.contains("onnect"), "{e}");
+        let e = c
+            .post_json("https://127.0.0.1:1", "/v1/completions", HeaderMap::new(), Bytes::new())
+            .await
+            .unwrap_err();
+        assert!(e.message.contains("only http://"), "{e}");
+    }
+
+    /// A server that echoes the request body (or streams it back in three pieces at `/stream`),
+    /// counting the connections it accepts; `/close` answers with `connection: close`.
+    async fn echo_server() -> (String, Arc<AtomicUsize>) {
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = Router::new()
+            .route("/echo", post(|body: Bytes| async move { body }))
+            .route(
+                "/close",
+                post(|body: Bytes| async move {
+                    Response::builder()
+                        .header("connection", "close")
+                        .body(AxumBody::from(body))
+                        .unwrap()
+                }),
+            )
+            .route(
+                "/stream",
+                post(|| async {
+                    let parts = futures::stream::iter(["a", "b", "c"]).then(|p| async move {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        Ok::<_, std::io::Error>(Bytes::from(p))
+                    });
+                    AxumBody::from_stream(parts)
+                }),
+            );
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                let svc = hyper_util::service::TowerToHyperService::new(app.clone());
+                tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc));
+            }
+        });
+        (url, accepted)
+    }
+
+    #[tokio::test]
+    async fn connections_are_reused_after_whole_and_streamed_bodies() {
+        let (url, accepted) = echo_server().await;
+        let c = UpstreamClient::new(Duration::from_secs(1), Duration::from_secs(60));
+        for i in 0..20 {
+            let body = Bytes::from(format!("{{\"n\":{i}}}"));
+            let resp = c
+                .post_json(&url, "/echo", HeaderMap::new(), body.clone())
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 200);
+            assert_eq!(read_body(resp).await.unwrap(), body);
+        }
+        let resp = c
+            .post_json(&url, "/stream", HeaderMap::new(), Bytes::new())
+            .await
+            .unwrap();
+        let pieces: Vec<Bytes> = body_stream(resp).map(|r| r.unwrap()).collect().await;
+        assert_eq!(pieces, ["a", "b", "c"].map(Bytes::from), "read by read, as sent");
+        let resp = c
+            .post_json(&url, "/echo", HeaderMap::new(), Bytes::from("x"))
+            .await
+            .unwrap();
+        assert_eq!(read_body(resp).await.unwrap(), "x");
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "one connection for every sequential request"
+        );
+        // Two at once need two connections; both go back to the pool.
+        let (a, b) = tokio::join!(
+            c.post_json(&url, "/stream", HeaderMap::new(), Bytes::new()),
+            c.post_json(&url, "/stream", HeaderMap::new(), Bytes::new())
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let (a, b) = tokio::join!(read_body(a), read_body(b));
+        assert_eq!((a.unwrap(), b.unwrap()), (Bytes::from("abc"), Bytes::from("abc")));
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn closed_and_abandoned_connections_are_not_reused() {
+        let (url, accepted) = echo_server().await;
+        let c = UpstreamClient::new(Duration::from_secs(1), Duration::from_secs(60));
+        for _ in 0..3 {
+            let resp = c
+                .post_json(&url, "/close", HeaderMap::new(), Bytes::from("bye"))
+                .await
+                .unwrap();
+            assert_eq!(read_body(resp).await.unwrap(), "bye");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3, "the runtime closed each one");
+        // A body dropped half read takes its connection with it.
+        let resp = c
+            .post_json(&url, "/stream", HeaderMap::new(), Bytes::new())
+            .await
+            .unwrap();
+        let mut s = Box::pin(body_stream(resp));
+        assert_eq!(s.next().await.unwrap().unwrap(), "a");
+        drop(s);
+        let resp = c
+            .post_json(&url, "/echo", HeaderMap::new(), Bytes::from("again"))
+            .await
+            .unwrap();
+        assert_eq!(read_body(resp).await.unwrap(), "again");
+        assert_eq!(accepted.load(Ordering::SeqCst), 5);
+        // Idle longer than the pool keeps connections: a new one.
+        let short = UpstreamClient::new(Duration::from_secs(1), Duration::from_millis(20));
+        let resp = short
+            .post_json(&url, "/echo", HeaderMap::new(), Bytes::from("1"))
+            .await
+            .unwrap();
+        read_body(resp).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let resp = short
+            .post_json(&url, "/echo", HeaderMap::new(), Bytes::from("2"))
+            .await
+            .unwrap();
+        assert_eq!(read_body(resp).await.unwrap(), "2");
+        assert_eq!(accepted.load(Ordering::SeqCst), 7);
     }
 }
