@@ -161,7 +161,7 @@ impl UpstreamClient {
             *req.headers_mut() = headers;
             req
         };
-        if let Some(conn) = self.ready_idle(&authority).await {
+        if let Some(conn) = self.ready_idle(&authority) {
             match send_on(conn, request(headers.clone())).await {
                 Ok((resp, conn)) => return Ok(self.wrap(resp, conn, authority)),
                 // The runtime closed the idle connection before the request could be written:
@@ -178,16 +178,11 @@ impl UpstreamClient {
     }
 
     /// An idle connection to `authority` that is still open and ready for a request.
-    async fn ready_idle(&self, authority: &str) -> Option<Conn> {
+    fn ready_idle(&self, authority: &str) -> Option<Conn> {
         while let Some(mut conn) = self.pool.take(authority, self.pool_idle_timeout) {
-            // One poll: a connection the runtime closed while it sat idle reads its end now.
-            let ready = poll_fn(|cx| {
-                if conn.drive(cx).is_some() {
-                    return Poll::Ready(false);
-                }
-                Poll::Ready(matches!(conn.send.poll_ready(cx), Poll::Ready(Ok(()))))
-            })
-            .await;
+            // One quiet poll: a connection the runtime closed while it sat idle reads its end now.
+            let cx = &mut quiet();
+            let ready = conn.drive(cx).is_none() && matches!(conn.send.poll_ready(cx), Poll::Ready(Ok(())));
             if ready {
                 return Some(conn);
             }
@@ -226,6 +221,14 @@ impl UpstreamClient {
     }
 }
 
+/// A context whose waker does nothing. The channels between a connection's `SendRequest` half
+/// and its I/O half only change when this task drives the I/O half, right before it looks at
+/// them, so they are polled with it: waking the task from inside its own poll would make tokio
+/// reschedule it as a yield and wake the other worker to steal it.
+fn quiet() -> Context<'static> {
+    Context::from_waker(std::task::Waker::noop())
+}
+
 /// Sends `req` on `conn`, driving the connection until the response head arrives.
 async fn send_on(
     mut conn: Conn,
@@ -233,13 +236,14 @@ async fn send_on(
 ) -> Result<(http::Response<Incoming>, Conn), hyper::Error> {
     let mut pending = Box::pin(conn.send.send_request(req));
     let resp = poll_fn(|cx| {
+        // The I/O half registers this task's waker with the socket and its timers.
         let ended = conn.drive(cx);
-        if let Poll::Ready(r) = pending.as_mut().poll(cx) {
+        if let Poll::Ready(r) = pending.as_mut().poll(&mut quiet()) {
             return Poll::Ready(r);
         }
         match ended {
-            // The connection failed or closed without answering: the dispatcher hands the error
-            // to the pending request, which the next poll returns.
+            // The connection failed or closed without answering: the dispatcher has handed
+            // the error to the pending request.
             Some(_) => pending.as_mut().poll(cx),
             None => Poll::Pending,
         }
@@ -274,9 +278,11 @@ impl std::fmt::Debug for UpstreamBody {
 }
 
 impl UpstreamBody {
-    fn release(&mut self, cx: &mut Context<'_>) {
+    fn release(&mut self) {
         let Some(mut conn) = self.conn.take() else { return };
         // Let the connection see the end of the message; it is reusable once it is ready again.
+        // Quietly: an idle connection in the pool must not wake this task later.
+        let cx = &mut quiet();
         if conn.drive(cx).is_none()
             && matches!(conn.send.poll_ready(cx), Poll::Ready(Ok(())))
             && let Some((pool, key)) = self.pool.take()
@@ -292,18 +298,30 @@ impl Body for UpstreamBody {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = &mut *self;
-        if let Some(conn) = &mut this.conn
-            && conn.drive(cx).is_some()
-        {
-            // Ended: whatever it read is already in the body channel, and its error, if any,
-            // comes out of the body.
-            this.conn = None;
+        // Asking the body for a frame tells the I/O half it may read on, so a second round
+        // often finds the next frame without a trip through the scheduler.
+        for _ in 0..2 {
+            let Some(conn) = &mut this.conn else { break };
+            if conn.drive(cx).is_some() {
+                // Ended: what it read is in the body channel, its error (if any) comes out of
+                // the body, which is read with the real waker from here on.
+                this.conn = None;
+                break;
+            }
+            match Pin::new(&mut this.inner).poll_frame(&mut quiet()) {
+                Poll::Ready(None) => {
+                    this.release();
+                    return Poll::Ready(None);
+                }
+                Poll::Ready(frame) => return Poll::Ready(frame),
+                Poll::Pending => {}
+            }
         }
-        let frame = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(None) = frame {
-            this.release(cx);
+        if this.conn.is_some() {
+            // Woken by the socket (or by the I/O half's own wake-ups) when there is more.
+            return Poll::Pending;
         }
-        frame
+        Pin::new(&mut this.inner).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
