@@ -59,6 +59,7 @@ pub async fn check_endpoint(client: &reqwest::Client, ep: &Endpoint) {
 }
 
 pub async fn check_all(st: &AppState) {
+    st.upstream.prune_idle();
     let view = st.view();
     let checks = view.endpoints.iter().map(|ep| {
         let ep: Arc<Endpoint> = ep.clone();

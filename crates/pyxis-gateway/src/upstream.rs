@@ -91,6 +91,20 @@ impl Pool {
         None
     }
 
+    /// Closes idle connections older than `max_idle` (those of runtimes that left the fleet too).
+    fn prune(&self, max_idle: Duration) {
+        let mut map = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        for list in map.values_mut() {
+            list.retain(|idle| idle.since.elapsed() < max_idle);
+        }
+        map.retain(|_, list| !list.is_empty());
+    }
+
+    fn idle_count(&self) -> usize {
+        let map = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        map.values().map(Vec::len).sum()
+    }
+
     fn put(&self, key: &str, conn: Conn) {
         let mut map = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let list = map.entry(key.to_string()).or_default();
@@ -127,6 +141,17 @@ impl UpstreamClient {
             connect_timeout,
             pool_idle_timeout,
         }
+    }
+
+    /// Closes connections idle for longer than the pool keeps them. Called periodically (the
+    /// health loop), so that connections to runtimes that left the fleet do not stay open.
+    pub fn prune_idle(&self) {
+        self.pool.prune(self.pool_idle_timeout);
+    }
+
+    /// Idle connections in the pool.
+    pub fn idle_connections(&self) -> usize {
+        self.pool.idle_count()
     }
 
     /// POSTs `body` as JSON to `base` + `path`, with `headers` added. Resolves when the response
@@ -578,5 +603,13 @@ mod tests {
             .unwrap();
         assert_eq!(read_body(resp).await.unwrap(), "2");
         assert_eq!(accepted.load(Ordering::SeqCst), 7);
+        assert_eq!(short.idle_connections(), 1);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        short.prune_idle();
+        assert_eq!(
+            short.idle_connections(),
+            0,
+            "expired idle connections are closed by the prune"
+        );
     }
 }
