@@ -1,9 +1,10 @@
 //! The Pyxis gateway: one OpenAI-compatible endpoint in front of a fleet of runtimes.
 //!
-//! Request path (see ARCHITECTURE.md): `routes` (request id) → `proxy::handle` (auth via
-//! `auth::KeyCache`, validation via `pyxis_protocol`, model lookup and tenant policy in the
-//! current `fleet::FleetView`, endpoint choice via `pyxis_router`) → upstream HTTP call →
-//! whole body or `relay` for streams → `call::Call` finishes once → `audit` writer → store.
+//! Request path (see ARCHITECTURE.md): `server` (accept) → `routes` (request id) →
+//! `proxy::handle` (auth via `auth::KeyCache`, validation via `pyxis_protocol`, model lookup and
+//! tenant policy in the current `fleet::FleetView`, endpoint choice via `pyxis_router`) →
+//! `upstream` call on the request's own task → whole body or `relay` for streams →
+//! `call::Call` finishes once → `audit` writer → store.
 
 pub mod admin;
 pub mod admission;
