@@ -100,6 +100,7 @@ impl Pool {
         map.retain(|_, list| !list.is_empty());
     }
 
+    #[cfg(test)]
     fn idle_count(&self) -> usize {
         let map = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         map.values().map(Vec::len).sum()
@@ -150,7 +151,8 @@ impl UpstreamClient {
     }
 
     /// Idle connections in the pool.
-    pub fn idle_connections(&self) -> usize {
+    #[cfg(test)]
+    fn idle_connections(&self) -> usize {
         self.pool.idle_count()
     }
 
@@ -178,11 +180,18 @@ impl UpstreamClient {
         if let Ok(host) = HeaderValue::from_str(&authority) {
             headers.insert(header::HOST, host);
         }
-        let origin_form = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+        // A connection to one runtime is asked for the path (and query) alone.
+        let mut parts = http::uri::Parts::default();
+        parts.path_and_query = uri.path_and_query().cloned();
+        let origin_form = Uri::from_parts(parts).map_err(|e| SendError {
+            connect: true,
+            timed_out: false,
+            message: format!("invalid URL {base}{path}: {e}"),
+        })?;
         let request = |headers: HeaderMap| {
             let mut req = http::Request::new(Full::new(body.clone()));
             *req.method_mut() = http::Method::POST;
-            *req.uri_mut() = Uri::try_from(origin_form.as_str()).unwrap_or_else(|_| Uri::from_static("/"));
+            *req.uri_mut() = origin_form.clone();
             *req.headers_mut() = headers;
             req
         };
