@@ -112,6 +112,10 @@ struct ServeArgs {
     /// without it quotas are kept in this process.
     #[arg(long, env = "PYXIS_REDIS_URL")]
     redis_url: Option<String>,
+    /// Threads serving client connections, each with its own event loop; a connection and its
+    /// upstream calls stay on one thread. 0: one per CPU.
+    #[arg(long, default_value_t = 0, env = "PYXIS_IO_THREADS")]
+    io_threads: usize,
     /// Take the fleet from the Kubernetes API (Pyxis CRDs and the EndpointSlices of the operator's
     /// Services) instead of a file, following changes.
     #[arg(long, conflicts_with = "file")]
@@ -423,6 +427,7 @@ async fn serve(args: ServeArgs, telemetry: Arc<pyxis_telemetry::TelemetryGuard>)
     cfg.database_url = args.data.database_url.clone();
     cfg.redis_url = args.redis_url.clone();
     cfg.traces = telemetry.tracing_enabled();
+    cfg.io_threads = args.io_threads;
     let mut fleets = None;
     if args.kubernetes {
         use futures::StreamExt;

@@ -11,6 +11,7 @@ pub mod admission;
 pub mod audit;
 pub mod auth;
 pub mod call;
+pub mod cores;
 pub mod error;
 pub mod fleet;
 pub mod health;
@@ -58,6 +59,8 @@ pub struct ServeConfig {
     pub redis_url: Option<String>,
     /// Make a trace span per request (set when OpenTelemetry export is configured).
     pub traces: bool,
+    /// I/O threads serving client connections; 0 means one per available CPU.
+    pub io_threads: usize,
 }
 
 impl ServeConfig {
@@ -74,6 +77,7 @@ impl ServeConfig {
             database_url: None,
             redis_url: None,
             traces: false,
+            io_threads: 0,
         }
     }
 }
@@ -102,6 +106,7 @@ pub struct Gateway {
     audit_writer: JoinHandle<()>,
     store: Store,
     session: i64,
+    cores: Arc<cores::Cores>,
 }
 
 impl Gateway {
@@ -135,7 +140,14 @@ impl Gateway {
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
             .build()?;
-        let upstream = upstream::UpstreamClient::new(proxy::CONNECT_TIMEOUT, Duration::from_secs(90));
+        let io_threads = match cfg.io_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let cores = Arc::new(cores::Cores::start(io_threads).map_err(|e| {
+            anyhow::anyhow!("cannot start {io_threads} I/O threads: {e}. Try fewer with --io-threads.")
+        })?);
+        let upstream = upstream::UpstreamClient::new(proxy::CONNECT_TIMEOUT, Duration::from_secs(90), cores.len() + 1);
         let sims = SimManager::default();
         let view = sims.build(&fleet, None).await?;
         let session = store.begin_audit_session(cfg.audit_flush.as_millis() as i64).await?;
@@ -179,7 +191,7 @@ impl Gateway {
         let addr = listener.local_addr()?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let app = routes::router(st.clone());
-        let server = tokio::spawn(server::serve(listener, app, async {
+        let server = tokio::spawn(server::serve(listener, app, cores.clone(), async {
             let _ = shutdown_rx.await;
         }));
 
@@ -211,6 +223,7 @@ impl Gateway {
             audit_writer,
             store,
             session,
+            cores,
         })
     }
 
@@ -249,6 +262,8 @@ impl Gateway {
             tracing::error!("audit writer did not drain within 30 s; this run will show as a possible gap");
         }
         self.store.close().await;
+        // Last: pooled database and Redis connections opened on an I/O thread are polled by it.
+        drop(self.cores);
         served?;
         Ok(())
     }

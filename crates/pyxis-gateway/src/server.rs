@@ -1,5 +1,5 @@
-//! The gateway's HTTP/1 server loop: accept, `TCP_NODELAY`, one hyper connection task per client,
-//! graceful shutdown.
+//! The gateway's HTTP/1 server loop: accept, `TCP_NODELAY`, one hyper connection task per client on
+//! one of the I/O threads ([`Cores`]), graceful shutdown.
 //!
 //! `axum::serve` does the same through hyper-util's protocol-sniffing `auto` builder (a rewind
 //! buffer and an HTTP/2 check in front of every connection) and offers none of hyper's settings.
@@ -9,13 +9,16 @@
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::cores::Cores;
 
 /// Largest read buffer of one client connection. Bodies larger than this are read in pieces of
 /// this size; a request head (request line and headers) must fit in about this much, or the
@@ -26,12 +29,13 @@ pub const MAX_BUF: usize = 64 * 1024;
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Serves `app` on `listener` until `shutdown` resolves, then waits for requests in flight
-/// (streams included) to finish.
-pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()>) {
+/// (streams included) to finish. Connections are accepted here and served on `cores`.
+pub async fn serve(listener: TcpListener, app: Router, cores: Arc<Cores>, shutdown: impl Future<Output = ()>) {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(MAX_BUF);
+    let http = Arc::new(http);
     let graceful = GracefulShutdown::new();
     let mut shutdown = pin!(shutdown);
     loop {
@@ -47,10 +51,25 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Out
         };
         // Without it every streamed chunk after the first waits for the client's delayed ACK (~40 ms).
         let _ = tcp.set_nodelay(true);
-        let conn = http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(app.clone()));
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
+        // Leaves this runtime's reactor; joins the I/O thread's when the task first runs there.
+        let tcp = match tcp.into_std() {
+            Ok(tcp) => tcp,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot hand an accepted connection to an I/O thread");
+                continue;
+            }
+        };
+        let (http, app, watcher) = (http.clone(), app.clone(), graceful.watcher());
+        cores.spawn_connection(async move {
+            let tcp = match TcpStream::from_std(tcp) {
+                Ok(tcp) => tcp,
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot adopt an accepted connection");
+                    return;
+                }
+            };
+            let conn = http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(app));
+            if let Err(e) = watcher.watch(conn).await {
                 tracing::trace!(error = %e, "connection ended with an error");
             }
         });
@@ -85,7 +104,8 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, app, async {
+        let cores = Arc::new(Cores::start(2).unwrap());
+        let server = tokio::spawn(serve(listener, app, cores, async {
             let _ = rx.await;
         }));
         (url, tx, server)

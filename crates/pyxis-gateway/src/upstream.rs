@@ -74,14 +74,30 @@ struct Idle {
     since: Instant,
 }
 
-#[derive(Default)]
+/// Idle connections by runtime address, in one shard per I/O thread ([`crate::cores::current`])
+/// and one for every other thread: a connection's socket is registered with the reactor of the
+/// thread that opened it, so it is reused from there (another thread's task would be woken
+/// through that thread).
 struct Pool {
-    idle: Mutex<HashMap<String, Vec<Idle>>>,
+    shards: Box<[Mutex<IdleByAddress>]>,
 }
 
+type IdleByAddress = HashMap<String, Vec<Idle>>;
+
 impl Pool {
+    fn new(shards: usize) -> Pool {
+        Pool {
+            shards: (0..shards.max(1)).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    fn shard(&self) -> std::sync::MutexGuard<'_, IdleByAddress> {
+        let i = crate::cores::current() % self.shards.len();
+        self.shards[i].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn take(&self, key: &str, max_idle: Duration) -> Option<Conn> {
-        let mut map = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.shard();
         let list = map.get_mut(key)?;
         while let Some(idle) = list.pop() {
             if idle.since.elapsed() < max_idle {
@@ -93,21 +109,31 @@ impl Pool {
 
     /// Closes idle connections older than `max_idle` (those of runtimes that left the fleet too).
     fn prune(&self, max_idle: Duration) {
-        let mut map = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        for list in map.values_mut() {
-            list.retain(|idle| idle.since.elapsed() < max_idle);
+        for shard in &self.shards {
+            let mut map = shard.lock().unwrap_or_else(|p| p.into_inner());
+            for list in map.values_mut() {
+                list.retain(|idle| idle.since.elapsed() < max_idle);
+            }
+            map.retain(|_, list| !list.is_empty());
         }
-        map.retain(|_, list| !list.is_empty());
     }
 
     #[cfg(test)]
     fn idle_count(&self) -> usize {
-        let map = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        map.values().map(Vec::len).sum()
+        let shards = self.shards.iter();
+        shards
+            .map(|s| {
+                s.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .values()
+                    .map(Vec::len)
+                    .sum::<usize>()
+            })
+            .sum()
     }
 
     fn put(&self, key: &str, conn: Conn) {
-        let mut map = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.shard();
         let list = map.entry(key.to_string()).or_default();
         if list.len() < MAX_IDLE_PER_HOST {
             list.push(Idle {
@@ -136,9 +162,10 @@ impl std::fmt::Debug for UpstreamClient {
 }
 
 impl UpstreamClient {
-    pub fn new(connect_timeout: Duration, pool_idle_timeout: Duration) -> Self {
+    /// `shards`: one idle pool per I/O thread plus one for other threads (see [`Pool`]).
+    pub fn new(connect_timeout: Duration, pool_idle_timeout: Duration, shards: usize) -> Self {
         UpstreamClient {
-            pool: Arc::default(),
+            pool: Arc::new(Pool::new(shards)),
             connect_timeout,
             pool_idle_timeout,
         }
@@ -475,7 +502,7 @@ mod tests {
             .local_addr()
             .unwrap()
             .port();
-        let c = UpstreamClient::new(Duration::from_secs(1), Duration::from_secs(1));
+        let c = UpstreamClient::new(Duration::from_secs(1), Duration::from_secs(1), 1);
         let e = c
             .post_json(
                 &format!("http://127.0.0.1:{port}"),
@@ -535,7 +562,7 @@ mod tests {
     #[tokio::test]
     async fn connections_are_reused_after_whole_and_streamed_bodies() {
         let (url, accepted) = echo_server().await;
-        let c = UpstreamClient::new(Duration::from_secs(1), Duration::from_secs(60));
+        let c = UpstreamClient::new(Duration::from_secs(1), Duration::from_secs(60), 1);
         for i in 0..20 {
             let body = Bytes::from(format!("{{\"n\":{i}}}"));
             let resp = c
@@ -575,7 +602,7 @@ mod tests {
     #[tokio::test]
     async fn closed_and_abandoned_connections_are_not_reused() {
         let (url, accepted) = echo_server().await;
-        let c = UpstreamClient::new(Duration::from_secs(1), Duration::from_secs(60));
+        let c = UpstreamClient::new(Duration::from_secs(1), Duration::from_secs(60), 1);
         for _ in 0..3 {
             let resp = c
                 .post_json(&url, "/close", HeaderMap::new(), Bytes::from("bye"))
@@ -599,7 +626,7 @@ mod tests {
         assert_eq!(read_body(resp).await.unwrap(), "again");
         assert_eq!(accepted.load(Ordering::SeqCst), 5);
         // Idle longer than the pool keeps connections: a new one.
-        let short = UpstreamClient::new(Duration::from_secs(1), Duration::from_millis(20));
+        let short = UpstreamClient::new(Duration::from_secs(1), Duration::from_millis(20), 1);
         let resp = short
             .post_json(&url, "/echo", HeaderMap::new(), Bytes::from("1"))
             .await
