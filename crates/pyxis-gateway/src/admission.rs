@@ -375,16 +375,25 @@ impl Admission {
             rx,
             armed: true,
         };
-        let wake = match tokio::time::timeout(timeout, &mut guard.rx).await {
-            Ok(w) => w.ok(),
-            Err(_) => {
-                let mut st = pool.lock();
-                st.sched.cancel(id);
-                st.waiters.remove(&id);
-                drop(st);
-                // Dispatched in the instant between the timer and the lock: take it.
-                guard.rx.try_recv().ok()
-            }
+        // Dispatched by the pump above (room in the pool, nobody ahead): no timer to arm.
+        let now = match guard.rx.try_recv() {
+            Ok(w) => Some(Some(w)),
+            Err(oneshot::error::TryRecvError::Closed) => Some(None),
+            Err(oneshot::error::TryRecvError::Empty) => None,
+        };
+        let wake = match now {
+            Some(w) => w,
+            None => match tokio::time::timeout(timeout, &mut guard.rx).await {
+                Ok(w) => w.ok(),
+                Err(_) => {
+                    let mut st = pool.lock();
+                    st.sched.cancel(id);
+                    st.waiters.remove(&id);
+                    drop(st);
+                    // Dispatched in the instant between the timer and the lock: take it.
+                    guard.rx.try_recv().ok()
+                }
+            },
         };
         guard.armed = false;
         drop(guard);

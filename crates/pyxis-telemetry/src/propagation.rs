@@ -30,7 +30,8 @@ pub fn inject_context(span: &tracing::Span, headers: &mut HeaderMap) -> bool {
 /// Forwards the caller's trace headers unchanged; for when [`inject_context`] returned false, so
 /// that a gateway that does not trace still passes its caller's trace through to the runtime.
 pub fn copy_trace_headers(incoming: &HeaderMap, outgoing: &mut HeaderMap) {
-    if !extract_context(incoming).span().span_context().is_valid() {
+    // Most requests carry no trace: skip building a context for nothing.
+    if !incoming.contains_key(TRACEPARENT) || !extract_context(incoming).span().span_context().is_valid() {
         return;
     }
     for name in [TRACEPARENT, TRACESTATE] {
