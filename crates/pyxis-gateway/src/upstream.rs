@@ -560,6 +560,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn each_io_thread_reuses_its_own_connections() {
+        let (url, accepted) = echo_server().await;
+        let cores = crate::cores::Cores::start(2).unwrap();
+        let c = UpstreamClient::new(Duration::from_secs(1), Duration::from_secs(60), cores.len() + 1);
+        // Nine sequential requests on an I/O thread, then one on this (non-I/O) thread.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (c2, url2) = (c.clone(), url.clone());
+        cores.spawn_connection(async move {
+            let mut ok = 0;
+            for _ in 0..9 {
+                let resp = c2.post_json(&url2, "/echo", HeaderMap::new(), Bytes::from("x")).await;
+                if read_body(resp.unwrap()).await.unwrap() == "x" {
+                    ok += 1;
+                }
+            }
+            let _ = tx.send((crate::cores::current(), ok));
+        });
+        let (thread, ok) = rx.await.unwrap();
+        assert_eq!(ok, 9);
+        assert!(thread == 1 || thread == 2, "ran on an I/O thread, not {thread}");
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "one connection for the thread's nine requests"
+        );
+        let resp = c
+            .post_json(&url, "/echo", HeaderMap::new(), Bytes::from("y"))
+            .await
+            .unwrap();
+        assert_eq!(read_body(resp).await.unwrap(), "y");
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            2,
+            "another thread does not take a connection the I/O thread's reactor polls"
+        );
+        assert_eq!(c.idle_connections(), 2);
+    }
+
+    #[tokio::test]
     async fn connections_are_reused_after_whole_and_streamed_bodies() {
         let (url, accepted) = echo_server().await;
         let c = UpstreamClient::new(Duration::from_secs(1), Duration::from_secs(60), 1);

@@ -1,8 +1,9 @@
-//! A proxy that does nothing but forward, built like the gateway's data plane: hyper's HTTP/1 server builder in
-//! (`TCP_NODELAY` on every accepted socket, the gateway's read-buffer bound and header timeout), hyper-util's
-//! pooled legacy client out (`TCP_NODELAY` too), and the upstream's body relayed frame by frame as it comes.
-//! No JSON parsing, no routing, no authentication: measured beside Pyxis it shows the floor, what one more HTTP
-//! hop costs on this machine before any gateway logic.
+//! A proxy that does nothing but forward, built like the gateway's data plane: the gateway's I/O threads
+//! (`pyxis_gateway::cores`: one single-threaded runtime per CPU, a connection stays on one), hyper's HTTP/1
+//! server builder in (`TCP_NODELAY` on every accepted socket, the gateway's read-buffer bound and header
+//! timeout), hyper-util's pooled legacy client out (`TCP_NODELAY` too, one pool per I/O thread), and the
+//! upstream's body relayed frame by frame as it comes. No JSON parsing, no routing, no authentication: measured
+//! beside Pyxis it shows the floor, what one more HTTP hop costs on this machine before any gateway logic.
 //!
 //! `pyxis overhead --null-proxy` runs it as a child process (`overhead --null-proxy-only --port P --upstream
 //! URL`, see [`crate::procs::start_null_proxy`]), as it runs Pyxis, so that both pay for their own process and
@@ -25,7 +26,8 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use pyxis_gateway::cores::{self, Cores};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
 /// Largest request body forwarded.
@@ -39,22 +41,26 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub type ProxyBody = Either<Incoming, Full<Bytes>>;
 
 struct Forward {
-    client: Client<HttpConnector, Full<Bytes>>,
+    /// One client (and connection pool) per I/O thread, indexed by [`cores::current`]; index 0 for any other
+    /// thread. A pooled connection's task runs on the thread that opened it.
+    clients: Vec<Client<HttpConnector, Full<Bytes>>>,
     /// `http://host:port` without a trailing slash; the request's path and query are appended.
     upstream: String,
 }
 
 impl Forward {
-    fn new(upstream: &str) -> Forward {
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_secs(5)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(http);
+    fn new(upstream: &str, threads: usize) -> Forward {
+        let client = || {
+            let mut http = HttpConnector::new();
+            http.set_nodelay(true);
+            http.set_connect_timeout(Some(Duration::from_secs(5)));
+            Client::builder(TokioExecutor::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .build(http)
+        };
         Forward {
-            client,
+            clients: (0..=threads).map(|_| client()).collect(),
             upstream: upstream.trim_end_matches('/').to_string(),
         }
     }
@@ -78,7 +84,8 @@ impl Forward {
         if let Some(ct) = parts.headers.get(CONTENT_TYPE) {
             out.headers_mut().insert(CONTENT_TYPE, ct.clone());
         }
-        let resp = match self.client.request(out).await {
+        let client = &self.clients[cores::current() % self.clients.len()];
+        let resp = match client.request(out).await {
             Ok(r) => r,
             Err(e) => return own_answer(StatusCode::BAD_GATEWAY, e.to_string()),
         };
@@ -98,10 +105,21 @@ fn own_answer(status: StatusCode, msg: String) -> Response<ProxyBody> {
     r
 }
 
-/// Forwards every request accepted on `listener` to `upstream` until `shutdown` resolves. Connections already
-/// accepted carry on until their clients close them.
-pub async fn serve(listener: TcpListener, upstream: &str, shutdown: impl Future<Output = ()>) {
-    let fwd = Arc::new(Forward::new(upstream));
+/// Forwards every request accepted on `listener` to `upstream`, serving connections on `threads` I/O threads
+/// (0: one per CPU), until `shutdown` resolves; then the I/O threads stop with the connections on them.
+pub async fn serve(listener: TcpListener, upstream: &str, threads: usize, shutdown: impl Future<Output = ()>) {
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let cores = match Cores::start(threads) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("null proxy: cannot start {threads} I/O threads: {e}");
+            return;
+        }
+    };
+    let fwd = Arc::new(Forward::new(upstream, cores.len()));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -123,14 +141,15 @@ pub async fn serve(listener: TcpListener, upstream: &str, shutdown: impl Future<
         };
         // Without it every streamed chunk after the first waits for the client's delayed ACK (~40 ms).
         let _ = tcp.set_nodelay(true);
-        let fwd = fwd.clone();
-        let svc = service_fn(move |req| {
-            let fwd = fwd.clone();
-            async move { Ok::<_, Infallible>(fwd.forward(req).await) }
-        });
-        let conn = http.serve_connection(TokioIo::new(tcp), svc);
-        tokio::spawn(async move {
-            let _ = conn.await;
+        let Ok(tcp) = tcp.into_std() else { continue };
+        let (fwd, http) = (fwd.clone(), http.clone());
+        cores.spawn_connection(async move {
+            let Ok(tcp) = TcpStream::from_std(tcp) else { return };
+            let svc = service_fn(move |req| {
+                let fwd = fwd.clone();
+                async move { Ok::<_, Infallible>(fwd.forward(req).await) }
+            });
+            let _ = http.serve_connection(TokioIo::new(tcp), svc).await;
         });
     }
 }
@@ -150,7 +169,7 @@ impl NullProxy {
         let (shutdown, rx) = oneshot::channel::<()>();
         let upstream = upstream.to_string();
         tokio::spawn(async move {
-            serve(listener, &upstream, async {
+            serve(listener, &upstream, 2, async {
                 let _ = rx.await;
             })
             .await;

@@ -43,7 +43,7 @@ pub async fn run(args: OverheadArgs) -> anyhow::Result<()> {
             "null proxy on http://{} in front of {upstream} (Ctrl-C stops it)",
             listener.local_addr()?
         );
-        nullproxy::serve(listener, upstream, async {
+        nullproxy::serve(listener, upstream, 0, async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await;
