@@ -110,7 +110,7 @@ pub async fn run(args: OverheadArgs) -> anyhow::Result<()> {
         comparisons.push(c);
         memory.extend(m);
         drop(np);
-        notes.push("null-proxy: a child process like pyxis (this executable, `overhead --null-proxy-only`, multi-threaded tokio runtime); hyper's HTTP/1 server in and hyper-util's pooled client out as in the gateway, TCP_NODELAY both sides, body relayed as it comes, no parsing: the floor of one more HTTP hop".into());
+        notes.push("null-proxy: a child process like pyxis (this executable, `overhead --null-proxy-only`) on the gateway's I/O threads (one single-threaded runtime per CPU); hyper's HTTP/1 server in and hyper-util's pooled client (one per I/O thread) out as in the gateway, TCP_NODELAY both sides, body relayed as it comes, no parsing: the floor of one more HTTP hop".into());
     }
     if let Some(lbin) = litellm_bin {
         progress.phase(format!("starting {} (takes a few seconds)", lbin.display()));
