@@ -256,6 +256,11 @@ pub async fn metrics(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Res
             }
         }
     }
+    if let Some(io) = st.io_load.get() {
+        for (i, open) in io.open_connections().into_iter().enumerate() {
+            m.io_connections(i + 1, open as i64);
+        }
+    }
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let (body, content_type) = m.encode_for_accept(accept);
     let mut r = body.into_response();

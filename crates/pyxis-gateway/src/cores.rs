@@ -110,7 +110,23 @@ impl Cores {
 
     /// Open connections per I/O thread.
     pub fn open_connections(&self) -> Vec<usize> {
-        self.cores.iter().map(|c| c.open.load(Ordering::Relaxed)).collect()
+        self.load().open_connections()
+    }
+
+    /// A handle that reads the open-connection counts without keeping the threads alive.
+    pub fn load(&self) -> IoLoad {
+        IoLoad(self.cores.iter().map(|c| c.open.clone()).collect())
+    }
+}
+
+/// Open connections per I/O thread, readable after the threads are gone (for `/metrics`).
+#[derive(Clone, Debug)]
+pub struct IoLoad(Arc<[Arc<AtomicUsize>]>);
+
+impl IoLoad {
+    /// Open connections on I/O threads `1..=n`, in order.
+    pub fn open_connections(&self) -> Vec<usize> {
+        self.0.iter().map(|c| c.load(Ordering::Relaxed)).collect()
     }
 }
 

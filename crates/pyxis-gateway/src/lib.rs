@@ -181,6 +181,7 @@ impl Gateway {
             cfg.traces,
         ));
         st.keys.refresh().await;
+        let _ = st.io_load.set(cores.load());
 
         let listener = tokio::net::TcpListener::bind(cfg.listen).await.map_err(|e| {
             anyhow::anyhow!(

@@ -36,6 +36,8 @@ pub struct AppState {
     pub traces: bool,
     /// One router per model (learned state survives reloads).
     pub routers: crate::routing::Routers,
+    /// Open client connections per I/O thread (set by `Gateway::start`).
+    pub io_load: OnceLock<crate::cores::IoLoad>,
 }
 
 impl AppState {
@@ -72,6 +74,7 @@ impl AppState {
             admission,
             metrics,
             telemetry: OnceLock::new(),
+            io_load: OnceLock::new(),
             traces,
             routers,
         }

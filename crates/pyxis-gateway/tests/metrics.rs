@@ -95,6 +95,20 @@ async fn metrics_after_traffic() {
         "load signal from vLLM metrics"
     );
     assert_eq!(value(s, "pyxis_queue_depth", &[("tenant", "default")]), Some(0.0));
+    let io: Vec<f64> = s
+        .iter()
+        .filter(|x| x.metric == "pyxis_io_thread_connections")
+        .map(|x| match x.value {
+            prometheus_parse::Value::Gauge(v) => v,
+            _ => -1.0,
+        })
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(io.len(), threads, "one series per I/O thread: {text}");
+    assert!(
+        io.iter().sum::<f64>() >= 1.0,
+        "the scrape's own connection is open: {io:?}"
+    );
 
     match Command::new("promtool")
         .args(["check", "metrics"])

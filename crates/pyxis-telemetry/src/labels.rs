@@ -144,6 +144,12 @@ pub(crate) struct EndpointKind {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct ThreadLabel {
+    /// The I/O thread's number, from 1.
+    pub thread: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(crate) struct LabelName {
     pub label: &'static str,
 }

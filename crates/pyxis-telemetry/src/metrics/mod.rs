@@ -14,7 +14,7 @@ use crate::exposition;
 use crate::histogram::{AtomicHistogram, E2E_BUCKETS, ITL_BUCKETS, QUEUE_WAIT_BUCKETS, TTFT_BUCKETS};
 use crate::labels::{
     EndpointKind, EndpointLabel, Interner, LabelName, Lv, ModelReason, RequestLabels, TenantClass, TenantModel,
-    TenantReason,
+    TenantReason, ThreadLabel,
 };
 use crate::stream::StreamRecorder;
 
@@ -134,6 +134,7 @@ pub struct Metrics {
     retries: Family<ModelReason, Counter>,
     audit_lag: GaugeF,
     audit_queued: Gauge,
+    io_connections: Family<ThreadLabel, Gauge>,
 }
 
 fn ttft_hist() -> AtomicHistogram {
@@ -189,6 +190,7 @@ impl Metrics {
             retries: Family::default(),
             audit_lag: GaugeF::default(),
             audit_queued: Gauge::default(),
+            io_connections: Family::default(),
             registry: Registry::default(),
         };
         register::all(&mut r, &m);
@@ -400,6 +402,14 @@ impl Metrics {
     pub fn audit_lag(&self, seconds: f64, queued: i64) {
         self.audit_lag.set(seconds);
         self.audit_queued.set(queued);
+    }
+
+    /// Client connections open on the gateway's I/O thread `thread` (numbered from 1).
+    pub fn io_connections(&self, thread: usize, open: i64) {
+        let l = ThreadLabel {
+            thread: u32::try_from(thread).unwrap_or(u32::MAX),
+        };
+        self.io_connections.get_or_create(&l).set(open);
     }
 
     fn endpoint(&self, endpoint: &str) -> EndpointLabel {

@@ -124,4 +124,9 @@ pub(super) fn all(r: &mut Registry, m: &Metrics) {
         "Audit records waiting for the writer",
         m.audit_queued.clone(),
     );
+    r.register(
+        "io_thread_connections",
+        "Client connections open on each of the gateway's I/O threads",
+        m.io_connections.clone(),
+    );
 }
