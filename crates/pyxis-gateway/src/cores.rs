@@ -95,11 +95,11 @@ impl Cores {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let core = self
-            .cores
-            .iter()
-            .min_by_key(|c| c.open.load(Ordering::Relaxed))
-            .expect("Cores::start makes at least one thread");
+        let Some(core) = self.cores.iter().min_by_key(|c| c.open.load(Ordering::Relaxed)) else {
+            // Not reached: `start` makes at least one thread. Serve it on the caller's runtime then.
+            tokio::spawn(conn);
+            return;
+        };
         let open = core.open.clone();
         open.fetch_add(1, Ordering::Relaxed);
         core.handle.spawn(async move {
