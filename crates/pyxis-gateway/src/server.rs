@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -31,6 +32,28 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Serves `app` on `listener` until `shutdown` resolves, then waits for requests in flight
 /// (streams included) to finish. Connections are accepted here and served on `cores`.
 pub async fn serve(listener: TcpListener, app: Router, cores: Arc<Cores>, shutdown: impl Future<Output = ()>) {
+    serve_service(listener, TowerToHyperService::new(app), cores, shutdown).await;
+}
+
+/// [`serve`] for any hyper service: the same accept loop, hyper settings, I/O threads and
+/// graceful drain (`pyxis overhead`'s null proxy uses it, so it differs from the gateway by the
+/// gateway's logic alone).
+pub async fn serve_service<S, B>(
+    listener: TcpListener,
+    service: S,
+    cores: Arc<Cores>,
+    shutdown: impl Future<Output = ()>,
+) where
+    S: hyper::service::Service<axum::http::Request<Incoming>, Response = axum::http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -59,7 +82,7 @@ pub async fn serve(listener: TcpListener, app: Router, cores: Arc<Cores>, shutdo
                 continue;
             }
         };
-        let (http, app, watcher) = (http.clone(), app.clone(), graceful.watcher());
+        let (http, service, watcher) = (http.clone(), service.clone(), graceful.watcher());
         cores.spawn_connection(async move {
             let tcp = match TcpStream::from_std(tcp) {
                 Ok(tcp) => tcp,
@@ -68,7 +91,7 @@ pub async fn serve(listener: TcpListener, app: Router, cores: Arc<Cores>, shutdo
                     return;
                 }
             };
-            let conn = http.serve_connection(TokioIo::new(tcp), TowerToHyperService::new(app));
+            let conn = http.serve_connection(TokioIo::new(tcp), service);
             if let Err(e) = watcher.watch(conn).await {
                 tracing::trace!(error = %e, "connection ended with an error");
             }

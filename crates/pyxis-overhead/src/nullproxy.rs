@@ -1,9 +1,9 @@
-//! A proxy that does nothing but forward, built like the gateway's data plane: the gateway's I/O threads
-//! (`pyxis_gateway::cores`: one single-threaded runtime per CPU, a connection stays on one), hyper's HTTP/1
-//! server builder in (`TCP_NODELAY` on every accepted socket, the gateway's read-buffer bound and header
-//! timeout), hyper-util's pooled legacy client out (`TCP_NODELAY` too, one pool per I/O thread), and the
-//! upstream's body relayed frame by frame as it comes. No JSON parsing, no routing, no authentication: measured
-//! beside Pyxis it shows the floor, what one more HTTP hop costs on this machine before any gateway logic.
+//! A proxy that does nothing but forward, on the gateway's own serve loop (`pyxis_gateway::server::serve_service`:
+//! the I/O threads of `pyxis_gateway::cores`, one single-threaded runtime per CPU with a connection staying on one;
+//! hyper's HTTP/1 server with `TCP_NODELAY`, the gateway's read-buffer bound and header timeout; graceful drain),
+//! hyper-util's pooled legacy client out (`TCP_NODELAY` too, one pool per I/O thread), and the upstream's body
+//! relayed frame by frame as it comes. No JSON parsing, no routing, no authentication: measured beside Pyxis it
+//! shows the floor, what one more HTTP hop costs on this machine before any gateway logic.
 //!
 //! `pyxis overhead --null-proxy` runs it as a child process (`overhead --null-proxy-only --port P --upstream
 //! URL`, see [`crate::procs::start_null_proxy`]), as it runs Pyxis, so that both pay for their own process and
@@ -13,7 +13,6 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,17 +24,14 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use pyxis_gateway::cores::{self, Cores};
-use tokio::net::{TcpListener, TcpStream};
+use pyxis_gateway::server;
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
 /// Largest request body forwarded.
 const BODY_LIMIT: usize = 1 << 20;
-/// The gateway's bound on one client connection's read buffer (`pyxis_gateway::server::MAX_BUF`).
-const MAX_BUF: usize = 64 * 1024;
-/// The gateway's timeout for a client to send its request head.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The answer relayed to the client: the upstream's body as it arrives, or a short error of the proxy's own.
 pub type ProxyBody = Either<Incoming, Full<Bytes>>;
@@ -106,52 +102,26 @@ fn own_answer(status: StatusCode, msg: String) -> Response<ProxyBody> {
 }
 
 /// Forwards every request accepted on `listener` to `upstream`, serving connections on `threads` I/O threads
-/// (0: one per CPU), until `shutdown` resolves; then the I/O threads stop with the connections on them.
+/// (0: one per CPU) through the gateway's own serve loop (`pyxis_gateway::server::serve_service`: the same
+/// hyper settings, I/O threads and drain), until `shutdown` resolves and the connections in flight end.
 pub async fn serve(listener: TcpListener, upstream: &str, threads: usize, shutdown: impl Future<Output = ()>) {
     let threads = match threads {
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
     let cores = match Cores::start(threads) {
-        Ok(c) => c,
+        Ok(c) => Arc::new(c),
         Err(e) => {
             eprintln!("null proxy: cannot start {threads} I/O threads: {e}");
             return;
         }
     };
     let fwd = Arc::new(Forward::new(upstream, cores.len()));
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .max_buf_size(MAX_BUF);
-    let mut shutdown = pin!(shutdown);
-    loop {
-        let tcp = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => tcp,
-                Err(e) => {
-                    // Out of descriptors, most likely: wait instead of spinning.
-                    if !matches!(e.kind(), std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::Interrupted) {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        // Without it every streamed chunk after the first waits for the client's delayed ACK (~40 ms).
-        let _ = tcp.set_nodelay(true);
-        let Ok(tcp) = tcp.into_std() else { continue };
-        let (fwd, http) = (fwd.clone(), http.clone());
-        cores.spawn_connection(async move {
-            let Ok(tcp) = TcpStream::from_std(tcp) else { return };
-            let svc = service_fn(move |req| {
-                let fwd = fwd.clone();
-                async move { Ok::<_, Infallible>(fwd.forward(req).await) }
-            });
-            let _ = http.serve_connection(TokioIo::new(tcp), svc).await;
-        });
-    }
+    let svc = service_fn(move |req| {
+        let fwd = fwd.clone();
+        async move { Ok::<_, Infallible>(fwd.forward(req).await) }
+    });
+    server::serve_service(listener, svc, cores, shutdown).await;
 }
 
 /// The forwarder on a task of the calling tokio runtime, stopped on drop (for tests; the benchmark runs it as a
