@@ -57,7 +57,8 @@ impl Cores {
         for i in 1..=n.max(1) {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
-                .thread_name(format!("pyxis-io-{i}"))
+                // Names its blocking-pool threads (`spawn_blocking`); the I/O thread is named below.
+                .thread_name(format!("pyxis-io-{i}-blk"))
                 .build()?;
             let handle = rt.handle().clone();
             let (stop, stopped) = oneshot::channel::<()>();
