@@ -559,6 +559,15 @@ mod tests {
         (url, accepted)
     }
 
+    /// POSTs `body` to the echo server's `/echo` and reads the answer whole.
+    async fn echo(c: &UpstreamClient, url: &str, body: &'static str) -> Bytes {
+        let resp = c
+            .post_json(url, "/echo", HeaderMap::new(), Bytes::from(body))
+            .await
+            .unwrap();
+        read_body(resp).await.unwrap()
+    }
+
     #[tokio::test]
     async fn each_io_thread_reuses_its_own_connections() {
         let (url, accepted) = echo_server().await;
@@ -570,8 +579,7 @@ mod tests {
         cores.spawn_connection(async move {
             let mut ok = 0;
             for _ in 0..9 {
-                let resp = c2.post_json(&url2, "/echo", HeaderMap::new(), Bytes::from("x")).await;
-                if read_body(resp.unwrap()).await.unwrap() == "x" {
+                if echo(&c2, &url2, "x").await == "x" {
                     ok += 1;
                 }
             }
@@ -585,11 +593,7 @@ mod tests {
             1,
             "one connection for the thread's nine requests"
         );
-        let resp = c
-            .post_json(&url, "/echo", HeaderMap::new(), Bytes::from("y"))
-            .await
-            .unwrap();
-        assert_eq!(read_body(resp).await.unwrap(), "y");
+        assert_eq!(echo(&c, &url, "y").await, "y");
         assert_eq!(
             accepted.load(Ordering::SeqCst),
             2,
@@ -617,11 +621,7 @@ mod tests {
             .unwrap();
         let pieces: Vec<Bytes> = body_stream(resp).map(|r| r.unwrap()).collect().await;
         assert_eq!(pieces, ["a", "b", "c"].map(Bytes::from), "read by read, as sent");
-        let resp = c
-            .post_json(&url, "/echo", HeaderMap::new(), Bytes::from("x"))
-            .await
-            .unwrap();
-        assert_eq!(read_body(resp).await.unwrap(), "x");
+        assert_eq!(echo(&c, &url, "x").await, "x");
         assert_eq!(
             accepted.load(Ordering::SeqCst),
             1,
