@@ -13,6 +13,8 @@ use crate::fleet::Endpoint;
 use crate::state::AppState;
 
 pub const PERIOD: Duration = Duration::from_secs(2);
+/// The most `Gateway::start` waits for the first round of checks before it serves.
+pub const FIRST_ROUND: Duration = Duration::from_secs(3);
 const TIMEOUT: Duration = Duration::from_secs(2);
 
 pub async fn check(client: &reqwest::Client, ep: &Endpoint) -> bool {

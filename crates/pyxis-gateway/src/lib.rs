@@ -190,6 +190,18 @@ impl Gateway {
             )
         })?;
         let addr = listener.local_addr()?;
+        // One health round before serving, so the first calls already know each runtime's health,
+        // version (audit lineage) and load. Bounded: a runtime that hangs cannot hold up the start;
+        // the loop below keeps checking.
+        if tokio::time::timeout(health::FIRST_ROUND, health::check_all(&st))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "the first health check of the fleet took over {} s; serving anyway (endpoints not yet checked count as healthy)",
+                health::FIRST_ROUND.as_secs()
+            );
+        }
         let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let app = routes::router(st.clone());
         let server = tokio::spawn(server::serve(listener, app, cores.clone(), async {
@@ -200,8 +212,8 @@ impl Gateway {
         let s = st.clone();
         background.push(tokio::spawn(async move {
             loop {
-                health::check_all(&s).await;
                 tokio::time::sleep(health::PERIOD).await;
+                health::check_all(&s).await;
             }
         }));
         let s = st.clone();
