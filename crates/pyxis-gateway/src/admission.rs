@@ -104,6 +104,18 @@ struct PoolState {
     waiters: HashMap<u64, oneshot::Sender<Wake>>,
 }
 
+impl PoolState {
+    /// Tokens of the budget not in use. A request larger than the whole budget still runs, alone, when nothing
+    /// else is in flight.
+    fn free(&self) -> u64 {
+        if self.in_use == 0 {
+            u64::MAX
+        } else {
+            self.capacity.saturating_sub(self.in_use)
+        }
+    }
+}
+
 /// One model's share of the fleet: the fair queue in front of its endpoints.
 pub struct Pool {
     state: Mutex<PoolState>,
@@ -117,20 +129,20 @@ impl Pool {
         }
     }
 
-    /// Dispatches whatever now fits, waking each waiter.
-    fn pump(st: &mut PoolState, now_ms: u64) {
+    /// Ends the waits that timed out.
+    fn expire(st: &mut PoolState, now_ms: u64) {
         for id in st.sched.expire(now_ms) {
             if let Some(tx) = st.waiters.remove(&id) {
                 let _ = tx.send(Wake::Expired);
             }
         }
+    }
+
+    /// Dispatches whatever now fits, waking each waiter.
+    fn pump(st: &mut PoolState, now_ms: u64) {
+        Pool::expire(st, now_ms);
         loop {
-            // A request larger than the whole budget still runs, alone, when nothing else is in flight.
-            let free = if st.in_use == 0 {
-                u64::MAX
-            } else {
-                st.capacity.saturating_sub(st.in_use)
-            };
+            let free = st.free();
             let Some(d) = st.sched.next(now_ms, free) else { break };
             if let Some(tx) = st.waiters.remove(&d.id) {
                 st.in_use += d.cost_tokens;
@@ -356,6 +368,25 @@ impl Admission {
             input_tokens: prompt_tokens,
             max_output_tokens: max_output,
         };
+        {
+            // Nobody queued and room in the pool: dispatched at once, with no channel, waiter entry or guard.
+            let mut st = pool.lock();
+            let now = now_ms();
+            Pool::expire(&mut st, now);
+            let free = st.free();
+            if let Some(d) = st.sched.dispatch_now(now, &pending, free) {
+                st.in_use += d.cost_tokens;
+                drop(st);
+                return Ok(Permit {
+                    pool,
+                    tenant: pending.tenant,
+                    cost: d.cost_tokens,
+                    pending_output: 0,
+                    output_seen: 0,
+                    waited: started.elapsed(),
+                });
+            }
+        }
         let (tx, rx) = oneshot::channel();
         {
             let mut st = pool.lock();

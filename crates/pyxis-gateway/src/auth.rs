@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use axum::http::HeaderMap;
 use pyxis_protocol::{ErrorKind, OpenAiError};
-use pyxis_store::{Principal, Store, hash_key};
+use pyxis_store::{Principal, Store, key_digest};
 
 pub struct KeyCache {
     store: Store,
-    map: RwLock<(i64, HashMap<String, Principal>)>,
+    /// Keyed by the key's SHA-256 (bytes): the plaintext is never kept.
+    map: RwLock<(i64, HashMap<[u8; 32], Principal>)>,
 }
 
 pub const EPOCH_POLL: Duration = Duration::from_millis(500);
@@ -30,16 +31,16 @@ impl KeyCache {
     /// Checks the `Authorization` header and returns who is calling.
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, OpenAiError> {
         let key = bearer(headers)?;
-        let hash = hash_key(key);
+        let digest = key_digest(key);
         if let Ok(guard) = self.map.read()
-            && let Some(p) = guard.1.get(&hash)
+            && let Some(p) = guard.1.get(&digest)
         {
             return Ok(p.clone());
         }
-        match self.store.principal_by_hash(&hash).await {
+        match self.store.principal_by_hash(&pyxis_store::hash_key(key)).await {
             Ok(Some(p)) => {
                 if let Ok(mut guard) = self.map.write() {
-                    guard.1.insert(hash, p.clone());
+                    guard.1.insert(digest, p.clone());
                 }
                 Ok(p)
             }

@@ -493,12 +493,9 @@ async fn whole_response(resp: UpstreamResponse, mut call: Call, model: &ModelEnt
     if !rename && !call.keeps_content() {
         // The common case: the bytes pass through; only `usage` is read (the rest is checked
         // to be JSON, not built into a tree).
-        match serde_json::from_slice::<UsageOnly>(&bytes) {
-            Ok(UsageOnly { usage }) => {
-                if let Some(u) = usage.and_then(|u| serde_json::from_value::<Usage>(u).ok()) {
-                    call.set_usage(&u);
-                }
-            }
+        match pyxis_protocol::usage::read_usage(&bytes) {
+            Ok(Some(u)) => call.set_usage(&u),
+            Ok(None) => {}
             Err(e) => return fail_with_endpoint(&mut call, not_json(e), ep),
         }
         return whole_ok(call, bytes, ep);
@@ -523,13 +520,6 @@ async fn whole_response(resp: UpstreamResponse, mut call: Call, model: &ModelEnt
         bytes
     };
     whole_ok(call, out, ep)
-}
-
-/// A whole reply's `usage`, read without building the rest.
-#[derive(serde::Deserialize)]
-struct UsageOnly {
-    #[serde(default)]
-    usage: Option<serde_json::Value>,
 }
 
 /// A native runtime's whole reply, translated into OpenAI's object by its adapter.

@@ -35,6 +35,25 @@ fn bench(c: &mut Criterion) {
         })
     });
 
+    // A whole reply's usage, as the gateway reads it on every non-streamed call.
+    let reply = br#"{"id":"chatcmpl-1","object":"chat.completion","created":1733500000,"model":"llama-3-8b","choices":[{"index":0,"message":{"role":"assistant","content":"Silicon rivers hum, / many hands on one warm card, / tokens fall like rain."},"finish_reason":"stop"}],"usage":{"prompt_tokens":31,"completion_tokens":19,"total_tokens":50}}"#;
+    // Baseline: how it was read before, `usage` built as a `Value` tree and converted.
+    c.bench_function("baseline/usage_via_value", |b| {
+        #[derive(serde::Deserialize)]
+        struct UsageOnly {
+            #[serde(default)]
+            usage: Option<serde_json::Value>,
+        }
+        b.iter(|| {
+            let u: UsageOnly = serde_json::from_slice(black_box(reply)).expect("json");
+            u.usage
+                .and_then(|v| serde_json::from_value::<pyxis_protocol::Usage>(v).ok())
+        })
+    });
+    c.bench_function("usage/read_usage", |b| {
+        b.iter(|| pyxis_protocol::usage::read_usage(black_box(reply)))
+    });
+
     let mut wire = Vec::new();
     for i in 0..128 {
         wire.extend_from_slice(format!("data: {{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\" tok{i}\"}}}}]}}\n\n").as_bytes());

@@ -346,6 +346,65 @@ impl Scheduler {
         Ok(evicted)
     }
 
+    /// The fast path of an arrival: when nothing is queued in any class and the request fits in `free_tokens`,
+    /// dispatches it at once, leaving the scheduler in exactly the state `enqueue` then `next` would (same
+    /// counters, virtual times, floors, rates and sequence numbers), without touching the queue indexes.
+    /// `None` when it does not apply (something is queued, it does not fit, or a cap would refuse it): the
+    /// caller then takes the queue path (`enqueue`, then `next` as room frees), nothing having changed but the
+    /// clock and the tenant's entry.
+    pub fn dispatch_now(&mut self, now_ms: u64, p: &Pending, free_tokens: u64) -> Option<Dispatch> {
+        let now = self.tick(now_ms);
+        if self.queued_total > 0 || self.cfg.max_queued_total == 0 {
+            return None;
+        }
+        let slot = self.intern(&p.tenant);
+        let t = self.tenant(slot)?;
+        if t.cfg.max_queued == Some(0) {
+            return None;
+        }
+        let ci = t.class;
+        // The lift `enqueue` applies to a tenant that was not backlogged (nobody is: the queue is empty).
+        let lifted = t.counter.max(self.classes[ci].vtime);
+        let cost = u64::from(p.input_tokens) + u64::from(p.max_output_tokens);
+        // As `next` decides it for a request that just arrived: interactive, and not chosen by a floor (its
+        // class is the only one with work), so only a recently active higher class keeps the headroom.
+        let reserve = if self.headroom > 0 {
+            let total: f64 = self.classes.iter().map(|c| c.service.get(now, self.window_ms)).sum();
+            if self.higher_class_active(ci, now, total) {
+                self.headroom
+            } else {
+                0
+            }
+        } else {
+            0
+        };
+        if cost.saturating_add(reserve) > free_tokens {
+            return None;
+        }
+        // `enqueue` takes a sequence number; `next` leaves the class's virtual time at the tenant's lifted
+        // counter when its queue empties again.
+        self.seq += 1;
+        self.classes[ci].vtime = self.classes[ci].vtime.max(lifted);
+        let charge = self.w_in * f64::from(p.input_tokens);
+        let committed = charge + self.w_out * f64::from(p.max_output_tokens);
+        self.classes[ci].service.add(now, self.window_ms, committed);
+        self.settle_floors(ci, committed);
+        self.dispatch_rate.add(now, self.window_ms, 1.0);
+        self.interactive_rate.add(now, self.window_ms, 1.0);
+        let t = self.tenant_mut(slot)?;
+        t.counter = lifted + charge / t.weight;
+        t.backlogged_since_ms = now;
+        t.dispatched += 1;
+        t.served_input += u64::from(p.input_tokens);
+        t.last_active_ms = now;
+        Some(Dispatch {
+            id: p.id,
+            tenant: t.name.clone(),
+            waited_ms: 0,
+            cost_tokens: cost,
+        })
+    }
+
     /// Dispatches the next request if it fits in `free_tokens` (input + max output). When the request the order
     /// says is next does not fit, nothing is dispatched: skipping to a smaller one would void the fairness bound.
     pub fn next(&mut self, now_ms: u64, free_tokens: u64) -> Option<Dispatch> {

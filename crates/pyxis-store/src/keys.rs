@@ -28,8 +28,14 @@ pub struct TenantInfo {
     pub key_prefixes: Vec<String>,
 }
 
+/// The SHA-256 of a key, as the store keeps it (hex).
 pub fn hash_key(plaintext: &str) -> String {
-    hex::encode(Sha256::digest(plaintext.as_bytes()))
+    hex::encode(key_digest(plaintext))
+}
+
+/// The SHA-256 of a key as bytes: what an in-memory cache keys on (no hex string to build per request).
+pub fn key_digest(plaintext: &str) -> [u8; 32] {
+    Sha256::digest(plaintext.as_bytes()).into()
 }
 
 fn generate_key() -> String {
