@@ -26,6 +26,7 @@ use axum::http::{self, HeaderMap, HeaderValue, Uri, header};
 use futures::Stream;
 use http_body_util::{BodyDataStream, BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::client::conn::TrySendError;
 use hyper::client::conn::http1::{Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -134,7 +135,10 @@ impl Pool {
 
     fn put(&self, key: &str, conn: Conn) {
         let mut map = self.shard();
-        let list = map.entry(key.to_string()).or_default();
+        let list = match map.get_mut(key) {
+            Some(list) => list,
+            None => map.entry(key.to_string()).or_default(),
+        };
         if list.len() < MAX_IDLE_PER_HOST {
             list.push(Idle {
                 conn,
@@ -215,26 +219,26 @@ impl UpstreamClient {
             timed_out: false,
             message: format!("invalid URL {base}{path}: {e}"),
         })?;
-        let request = |headers: HeaderMap| {
-            let mut req = http::Request::new(Full::new(body.clone()));
-            *req.method_mut() = http::Method::POST;
-            *req.uri_mut() = origin_form.clone();
-            *req.headers_mut() = headers;
-            req
-        };
+        let mut req = http::Request::new(Full::new(body));
+        *req.method_mut() = http::Method::POST;
+        *req.uri_mut() = origin_form;
+        *req.headers_mut() = headers;
         if let Some(conn) = self.ready_idle(&authority) {
-            match send_on(conn, request(headers.clone())).await {
+            match send_on(conn, req).await {
                 Ok((resp, conn)) => return Ok(self.wrap(resp, conn, authority)),
                 // The runtime closed the idle connection before the request could be written:
-                // nothing reached it, so a new connection may carry the request.
-                Err(e) if e.is_canceled() => {}
-                Err(e) => return Err(failed(&e, false)),
+                // nothing reached it, and hyper hands the request back for a new connection.
+                Err(mut e) if e.error().is_canceled() => match e.take_message() {
+                    Some(back) => req = back,
+                    None => return Err(failed(&e.into_error(), false)),
+                },
+                Err(e) => return Err(failed(&e.into_error(), false)),
             }
         }
         let conn = self.connect(&authority).await?;
-        match send_on(conn, request(headers)).await {
+        match send_on(conn, req).await {
             Ok((resp, conn)) => Ok(self.wrap(resp, conn, authority)),
-            Err(e) => Err(failed(&e, false)),
+            Err(e) => Err(failed(&e.into_error(), false)),
         }
     }
 
@@ -290,12 +294,13 @@ fn quiet() -> Context<'static> {
     Context::from_waker(std::task::Waker::noop())
 }
 
-/// Sends `req` on `conn`, driving the connection until the response head arrives.
+/// Sends `req` on `conn`, driving the connection until the response head arrives. A request the
+/// connection refused before writing any of it comes back in the error.
 async fn send_on(
     mut conn: Conn,
     req: http::Request<Full<Bytes>>,
-) -> Result<(http::Response<Incoming>, Conn), hyper::Error> {
-    let mut pending = Box::pin(conn.send.send_request(req));
+) -> Result<(http::Response<Incoming>, Conn), TrySendError<http::Request<Full<Bytes>>>> {
+    let mut pending = std::pin::pin!(conn.send.try_send_request(req));
     let resp = poll_fn(|cx| {
         // The I/O half registers this task's waker with the socket and its timers.
         let ended = conn.drive(cx);
