@@ -1,5 +1,6 @@
 //! enqueue + next (+ one output charge) per decision, at 10 and at 10,000 backlogged tenants, against a
-//! baseline of the same work through a plain VecDeque (FCFS).
+//! baseline of the same work through a plain VecDeque (FCFS); and an arrival that finds the queue empty,
+//! `dispatch_now` against the `enqueue` + `next` it stands for.
 
 use std::collections::VecDeque;
 use std::hint::black_box;
@@ -67,6 +68,28 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    g.finish();
+
+    // An arrival that finds nobody queued and room in the budget (the gateway's common case): the fast path
+    // against the queue path it replaces (`enqueue` then `next`), ending in the same state.
+    let mut g = c.benchmark_group("uncontended_arrival");
+    let (mut s, names, mut id) = loaded(10, 0);
+    let mut now = 1u64;
+    g.bench_function("enqueue_then_next_baseline", |b| {
+        b.iter(|| {
+            id += 1;
+            now += 1;
+            let _ = s.enqueue(now, pending(id, &names[id as usize % names.len()]));
+            black_box(s.next(now, u64::MAX))
+        })
+    });
+    g.bench_function("dispatch_now", |b| {
+        b.iter(|| {
+            id += 1;
+            now += 1;
+            black_box(s.dispatch_now(now, &pending(id, &names[id as usize % names.len()]), u64::MAX))
+        })
+    });
     g.finish();
 }
 
