@@ -148,10 +148,55 @@ impl Pool {
     }
 }
 
+/// A runtime URL and API path, parsed: what a request to it needs from them.
+struct Target {
+    /// `host:port`, the key of the idle pool.
+    authority: Arc<str>,
+    host: HeaderValue,
+    /// The path (and query) alone, as a request on a connection to the runtime asks for it.
+    origin_form: Uri,
+}
+
+/// Runtime URLs remembered before the cache starts over.
+const MAX_TARGETS: usize = 1024;
+
+impl Target {
+    fn parse(base: &str, path: &str) -> Result<Target, SendError> {
+        let uri = join(base, path)?;
+        let authority = match uri.authority() {
+            Some(a) if uri.scheme_str() == Some("http") => a.as_str(),
+            _ => {
+                return Err(SendError {
+                    connect: true,
+                    timed_out: false,
+                    message: format!("{base}: only http:// runtime URLs are supported"),
+                });
+            }
+        };
+        let invalid = |e: &dyn std::fmt::Display| SendError {
+            connect: true,
+            timed_out: false,
+            message: format!("invalid URL {base}{path}: {e}"),
+        };
+        let host = HeaderValue::from_str(authority).map_err(|e| invalid(&e))?;
+        let mut parts = http::uri::Parts::default();
+        parts.path_and_query = uri.path_and_query().cloned();
+        let origin_form = Uri::from_parts(parts).map_err(|e| invalid(&e))?;
+        Ok(Target {
+            authority: Arc::from(authority),
+            host,
+            origin_form,
+        })
+    }
+}
+
+type Targets = HashMap<String, HashMap<String, Arc<Target>>>;
+
 /// Cheap to clone: clones share one pool.
 #[derive(Clone)]
 pub struct UpstreamClient {
     pool: Arc<Pool>,
+    targets: Arc<std::sync::RwLock<Targets>>,
     connect_timeout: Duration,
     pool_idle_timeout: Duration,
 }
@@ -170,6 +215,7 @@ impl UpstreamClient {
     pub fn new(connect_timeout: Duration, pool_idle_timeout: Duration, shards: usize) -> Self {
         UpstreamClient {
             pool: Arc::new(Pool::new(shards)),
+            targets: Arc::default(),
             connect_timeout,
             pool_idle_timeout,
         }
@@ -187,6 +233,31 @@ impl UpstreamClient {
         self.pool.idle_count()
     }
 
+    /// Where a call to `base` + `path` goes, parsed once and remembered (an endpoint's URL and an
+    /// API route make a handful of pairs, not one per request).
+    fn target(&self, base: &str, path: &str) -> Result<Arc<Target>, SendError> {
+        if let Some(t) = self
+            .targets
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(base)
+            .and_then(|by| by.get(path))
+        {
+            return Ok(t.clone());
+        }
+        let t = Arc::new(Target::parse(base, path)?);
+        let mut targets = self.targets.write().unwrap_or_else(|p| p.into_inner());
+        if targets.len() >= MAX_TARGETS {
+            // Endpoints come and go with reloads; start over rather than grow without bound.
+            targets.clear();
+        }
+        targets
+            .entry(base.to_string())
+            .or_default()
+            .insert(path.to_string(), t.clone());
+        Ok(t)
+    }
+
     /// POSTs `body` as JSON to `base` + `path`, with `headers` added. Resolves when the response
     /// headers arrive.
     pub async fn post_json(
@@ -196,32 +267,13 @@ impl UpstreamClient {
         mut headers: HeaderMap,
         body: Bytes,
     ) -> Result<UpstreamResponse, SendError> {
-        let uri = join(base, path)?;
-        let authority = match uri.authority() {
-            Some(a) if uri.scheme_str() == Some("http") => a.as_str().to_string(),
-            _ => {
-                return Err(SendError {
-                    connect: true,
-                    timed_out: false,
-                    message: format!("{base}: only http:// runtime URLs are supported"),
-                });
-            }
-        };
+        let target = self.target(base, path)?;
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Ok(host) = HeaderValue::from_str(&authority) {
-            headers.insert(header::HOST, host);
-        }
-        // A connection to one runtime is asked for the path (and query) alone.
-        let mut parts = http::uri::Parts::default();
-        parts.path_and_query = uri.path_and_query().cloned();
-        let origin_form = Uri::from_parts(parts).map_err(|e| SendError {
-            connect: true,
-            timed_out: false,
-            message: format!("invalid URL {base}{path}: {e}"),
-        })?;
+        headers.insert(header::HOST, target.host.clone());
+        let authority = target.authority.clone();
         let mut req = http::Request::new(Full::new(body));
         *req.method_mut() = http::Method::POST;
-        *req.uri_mut() = origin_form;
+        *req.uri_mut() = target.origin_form.clone();
         *req.headers_mut() = headers;
         if let Some(conn) = self.ready_idle(&authority) {
             match send_on(conn, req).await {
@@ -277,7 +329,7 @@ impl UpstreamClient {
         Ok(Conn { send, io: Box::pin(io) })
     }
 
-    fn wrap(&self, resp: http::Response<Incoming>, conn: Conn, key: String) -> UpstreamResponse {
+    fn wrap(&self, resp: http::Response<Incoming>, conn: Conn, key: Arc<str>) -> UpstreamResponse {
         resp.map(|inner| UpstreamBody {
             inner,
             conn: Some(conn),
@@ -331,7 +383,7 @@ fn failed(e: &(dyn std::error::Error + 'static), connect: bool) -> SendError {
 pub struct UpstreamBody {
     inner: Incoming,
     conn: Option<Conn>,
-    pool: Option<(Arc<Pool>, String)>,
+    pool: Option<(Arc<Pool>, Arc<str>)>,
 }
 
 impl std::fmt::Debug for UpstreamBody {
@@ -523,6 +575,30 @@ mod tests {
             .await
             .unwrap_err();
         assert!(e.message.contains("only http://"), "{e}");
+    }
+
+    #[test]
+    fn targets_are_parsed_once_and_the_cache_stays_bounded() {
+        let c = UpstreamClient::new(Duration::from_secs(1), Duration::from_secs(1), 1);
+        let a = c.target("http://10.0.0.7:8000/prefix", "/v1/chat/completions").unwrap();
+        assert_eq!(&*a.authority, "10.0.0.7:8000");
+        assert_eq!(a.host, "10.0.0.7:8000");
+        assert_eq!(a.origin_form.to_string(), "/prefix/v1/chat/completions");
+        let again = c.target("http://10.0.0.7:8000/prefix", "/v1/chat/completions").unwrap();
+        assert!(Arc::ptr_eq(&a, &again), "the second call is served from the cache");
+        let other = c.target("http://10.0.0.7:8000/prefix", "/v1/completions").unwrap();
+        assert_eq!(other.origin_form.to_string(), "/prefix/v1/completions");
+        // Bad URLs are refused every time, never cached.
+        for _ in 0..2 {
+            assert!(c.target("https://10.0.0.7:8000", "/v1/completions").is_err());
+            assert!(c.target("http://bad host", "/v1/completions").is_err());
+        }
+        for i in 0..(MAX_TARGETS + 10) {
+            c.target(&format!("http://10.0.{}.{}:8000", i / 250, i % 250), "/v1/completions")
+                .unwrap();
+        }
+        let n = c.targets.read().unwrap().len();
+        assert!((1..=MAX_TARGETS).contains(&n), "{n} runtime URLs cached");
     }
 
     /// A server that echoes the request body (or streams it back in three pieces at `/stream`),
