@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::http::HeaderMap;
 use pyxis_protocol::{ErrorKind, OpenAiError};
-use pyxis_store::{Principal, Store, key_digest};
+use pyxis_store::{Principal, Store, digest_hex, key_digest};
 
 pub struct KeyCache {
     store: Store,
@@ -37,7 +37,7 @@ impl KeyCache {
         {
             return Ok(p.clone());
         }
-        match self.store.principal_by_hash(&pyxis_store::hash_key(key)).await {
+        match self.store.principal_by_hash(&digest_hex(&digest)).await {
             Ok(Some(p)) => {
                 if let Ok(mut guard) = self.map.write() {
                     guard.1.insert(digest, p.clone());

@@ -30,7 +30,12 @@ pub struct TenantInfo {
 
 /// The SHA-256 of a key, as the store keeps it (hex).
 pub fn hash_key(plaintext: &str) -> String {
-    hex::encode(key_digest(plaintext))
+    digest_hex(&key_digest(plaintext))
+}
+
+/// A key's SHA-256 bytes as the store keeps them (hex).
+pub fn digest_hex(digest: &[u8; 32]) -> String {
+    hex::encode(digest)
 }
 
 /// The SHA-256 of a key as bytes: what an in-memory cache keys on (no hex string to build per request).

@@ -17,7 +17,7 @@ mod migrate;
 mod usage;
 
 pub use audit::{AuditQuery, AuditRecord, BrokenRecord, GENESIS_HASH, PossibleGap, VerifyReport};
-pub use keys::{NewKey, Principal, TenantInfo, hash_key, key_digest};
+pub use keys::{NewKey, Principal, TenantInfo, digest_hex, hash_key, key_digest};
 pub use usage::{DEDICATED_MODEL, DedicatedCapacity, UsageKey, UsageRow};
 
 use std::path::{Path, PathBuf};
