@@ -156,12 +156,14 @@ fn queued(gw: &Gateway) -> usize {
 async fn fair_queue_times_out_and_forgets_clients_that_leave() {
     let dir = tempfile::tempdir().unwrap();
     let gw = start(dir.path(), &fleet("team", "{queue: {timeoutMs: 5000}}"), None).await;
-    slow_engine(&gw, 1500).await;
+    // Long enough that the last request below is still sent while the holder runs, even when a loaded
+    // machine (CI runs the suite on 2 cores) stretches each earlier step toward its asserted bound.
+    slow_engine(&gw, 2500).await;
     let team = key(&gw, "team").await;
     let other = key(&gw, "other").await;
     let c = reqwest::Client::new();
 
-    // Fills the pool's budget for ~1.5 s.
+    // Fills the pool's budget for ~2.5 s.
     let holder = tokio::spawn(ask(&c, &gw, &team, 480).send());
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (in_use, capacity) = gw.state.admission.pool("small").unwrap().usage();
@@ -186,6 +188,10 @@ async fn fair_queue_times_out_and_forgets_clients_that_leave() {
     assert_eq!(body["error"]["code"], "queue_timeout");
 
     // A request that can wait is served once the holder is done, and its wait is audited.
+    assert!(
+        !holder.is_finished(),
+        "the holder still runs when the waiting request is sent"
+    );
     let r = ask(&c, &gw, &team, 480).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(holder.await.unwrap().unwrap().status(), 200);
