@@ -76,7 +76,7 @@ async fn handle_inner(
     };
     let mut call = Call::new(st.audit.clone(), st.metrics.clone(), &request_id, &principal);
     call.span = span;
-    let req = match InferenceRequest::parse(kind, &body) {
+    let req = match InferenceRequest::parse_bytes(kind, body) {
         Ok(r) => r,
         Err(e) => return fail(&mut call, e),
     };
@@ -108,8 +108,13 @@ async fn handle_inner(
         return fail(&mut call, OpenAiError::invalid(msg).with_param("model"));
     }
     if view.audit_content(&principal.tenant) {
-        let prompt = req.body.get("messages").or_else(|| req.body.get("prompt"));
-        call.keep_content(prompt.map(|p| p.to_string()).unwrap_or_default());
+        // The prompt as the client wrote it (raw JSON).
+        let prompt = req.member("messages").or_else(|| req.member("prompt"));
+        call.keep_content(
+            prompt
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .unwrap_or_default(),
+        );
     }
     if let Err(resp) = admit(&st, &mut call, &view, model, &req).await {
         return resp;
@@ -117,7 +122,7 @@ async fn handle_inner(
     let retry = routing::retry(model.policy.as_ref());
     let router = st.routers.get(&model.name);
     let prompt_tokens = u32::try_from(req.estimated_prompt_tokens()).unwrap_or(u32::MAX);
-    let route_in = RouteInput::new(&body, prompt_tokens, &headers);
+    let route_in = RouteInput::new(req.prompt_json(), prompt_tokens, &headers);
     // `x-pyxis-debug-route: 1` asks for the decision's explanation in `x-pyxis-route`.
     let mut explained: Option<String> = headers.contains_key("x-pyxis-debug-route").then(String::new);
     let mut tried: Vec<usize> = Vec::new();

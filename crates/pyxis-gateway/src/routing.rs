@@ -124,17 +124,13 @@ pub struct RouteInput {
 }
 
 impl RouteInput {
-    /// From the request: the prompt's blocks hashed from where the messages (or prompt) begin in the
-    /// body, the latency budget header, the session header.
-    pub fn new(body: &[u8], prompt_tokens: u32, headers: &HeaderMap) -> Self {
-        let start = find(body, b"\"messages\"")
-            .or_else(|| find(body, b"\"prompt\""))
-            .or_else(|| find(body, b"\"input\""))
-            .unwrap_or(0);
+    /// From the request: the prompt's blocks (`prompt_json`: the `messages`, `prompt` or `input`
+    /// value as the client wrote it), the latency budget header, the session header.
+    pub fn new(prompt_json: &[u8], prompt_tokens: u32, headers: &HeaderMap) -> Self {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         RouteInput {
             prompt_tokens,
-            prefix_blocks: pyxis_router::prefix_blocks(&body[start..], pyxis_router::DEFAULT_BLOCK_BYTES),
+            prefix_blocks: pyxis_router::prefix_blocks(prompt_json, pyxis_router::DEFAULT_BLOCK_BYTES),
             latency_budget_ms: header("x-pyxis-latency-budget-ms").and_then(|v| v.trim().parse().ok()),
             session: header("x-session-id").map(str::to_string),
         }
@@ -150,10 +146,6 @@ impl RouteInput {
             ..RouteRequest::default()
         }
     }
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
 }
 
 /// The router's snapshot of one endpoint.

@@ -45,7 +45,7 @@ const PROBES: &[Probe] = &[Probe::get("/props"), Probe::get("/v1/models")];
 const RUNTIME: &str = "llama.cpp's /completion";
 
 fn completion_body(req: &InferenceRequest) -> Result<Value, OpenAiError> {
-    let b = &req.body;
+    let b = req.body()?;
     let prompt = match params::text_or_tokens_prompt(b, RUNTIME)? {
         Prompt::Text(t) => json!(t),
         Prompt::Tokens(t) => Value::Array(t),

@@ -60,7 +60,7 @@ pub(crate) fn finish_reason(r: &str) -> &'static str {
 }
 
 fn generate_body(req: &InferenceRequest, served_model: &str) -> Result<Value, OpenAiError> {
-    let b = &req.body;
+    let b = req.body()?;
     let inputs = params::text_prompt(b, RUNTIME)?;
     one_plain_choice(b, RUNTIME)?;
     reject_nonzero(b, "presence_penalty", RUNTIME)?;

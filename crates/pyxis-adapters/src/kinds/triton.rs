@@ -158,7 +158,7 @@ fn vllm_sampling(b: &params::Body, max_tokens: u32) -> Result<Value, OpenAiError
 
 impl Triton {
     fn generate_body(&self, req: &InferenceRequest) -> Result<Value, OpenAiError> {
-        let b = &req.body;
+        let b = req.body()?;
         let prompt = params::text_prompt(b, RUNTIME)?;
         one_plain_choice(b, RUNTIME)?;
         // The TRT-LLM ensemble requires a value.

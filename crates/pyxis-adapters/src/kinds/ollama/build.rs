@@ -13,7 +13,7 @@ const RUNTIME: &str = "Ollama";
 /// top-level extras (`top_k`, `min_p`, `repeat_penalty`, `num_ctx`), then an explicit `options`
 /// object from the client, which wins.
 fn options(req: &InferenceRequest) -> Result<Map<String, Value>, OpenAiError> {
-    let b = &req.body;
+    let b = req.body()?;
     let mut o = Map::new();
     let max_tokens = match req.kind {
         RequestKind::Completion => Some(req.max_tokens.unwrap_or(params::COMPLETIONS_DEFAULT_MAX_TOKENS)),
@@ -57,10 +57,10 @@ fn base(req: &InferenceRequest, served_model: &str) -> Result<Map<String, Value>
     if !opts.is_empty() {
         out.insert("options".into(), Value::Object(opts));
     }
-    if let Some(k) = req.body.get("keep_alive").filter(|v| !v.is_null()) {
+    if let Some(k) = req.body()?.get("keep_alive").filter(|v| !v.is_null()) {
         out.insert("keep_alive".into(), k.clone());
     }
-    format(&req.body, &mut out)?;
+    format(req.body()?, &mut out)?;
     Ok(out)
 }
 
@@ -166,7 +166,7 @@ fn messages(b: &Body) -> Result<Vec<Value>, OpenAiError> {
 }
 
 pub(super) fn chat(req: &InferenceRequest, served_model: &str) -> Result<Value, OpenAiError> {
-    let b = &req.body;
+    let b = req.body()?;
     one_plain_choice(b, RUNTIME)?;
     let mut out = base(req, served_model)?;
     out.insert("messages".into(), Value::Array(messages(b)?));
@@ -192,7 +192,7 @@ pub(super) fn chat(req: &InferenceRequest, served_model: &str) -> Result<Value, 
 }
 
 pub(super) fn generate(req: &InferenceRequest, served_model: &str) -> Result<Value, OpenAiError> {
-    let b = &req.body;
+    let b = req.body()?;
     let prompt = params::text_prompt(b, RUNTIME)?;
     one_plain_choice(b, RUNTIME)?;
     let mut out = base(req, served_model)?;
@@ -206,7 +206,7 @@ pub(super) fn generate(req: &InferenceRequest, served_model: &str) -> Result<Val
 }
 
 pub(super) fn embed(req: &InferenceRequest, served_model: &str) -> Result<Value, OpenAiError> {
-    let b = &req.body;
+    let b = req.body()?;
     let input = match b.get("input") {
         Some(v @ Value::String(_)) => v.clone(),
         Some(Value::Array(a)) if a.iter().all(Value::is_string) => Value::Array(a.clone()),

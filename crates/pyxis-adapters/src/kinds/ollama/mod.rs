@@ -111,7 +111,7 @@ impl Adapter for Ollama {
                 build::generate(req, served_model)?,
             ),
             RequestKind::Embeddings => {
-                let base64 = req.body.get("encoding_format").and_then(Value::as_str) == Some("base64");
+                let base64 = req.body()?.get("encoding_format").and_then(Value::as_str) == Some("base64");
                 (
                     Dialect::OllamaEmbed { base64 },
                     "/api/embed",

@@ -1,35 +1,16 @@
-//! Parsing and validation of `/v1/chat/completions`, `/v1/completions` and `/v1/embeddings` bodies.
-//!
-//! The body is parsed once into a JSON map; the fields the gateway needs are checked and pulled
-//! out with errors that name the parameter, and everything else is kept verbatim so unknown
-//! runtime-specific parameters (`top_k`, `min_p`, vLLM's extras…) reach the runtime untouched.
-
+//! The request parser as it was before it read raw members (346d8b6): a `serde_json::Value` tree of
+//! the whole body, checked field by field. Kept verbatim as the oracle the new parser must agree with.
+#![allow(dead_code)]
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
-use crate::error::OpenAiError;
+use pyxis_protocol::OpenAiError;
 
-/// Which OpenAI route a request came in on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RequestKind {
-    Chat,
-    Completion,
-    Embeddings,
-}
-
-impl RequestKind {
-    pub fn path(self) -> &'static str {
-        match self {
-            RequestKind::Chat => "/v1/chat/completions",
-            RequestKind::Completion => "/v1/completions",
-            RequestKind::Embeddings => "/v1/embeddings",
-        }
-    }
-}
+use pyxis_protocol::RequestKind;
 
 /// A validated inference request.
 #[derive(Debug, Clone)]
-pub struct InferenceRequest {
+pub struct Reference {
     pub kind: RequestKind,
     pub model: String,
     pub stream: bool,
@@ -276,9 +257,9 @@ fn check_input(body: &Map<String, Value>) -> Result<usize, OpenAiError> {
     Ok(chars)
 }
 
-impl InferenceRequest {
+impl Reference {
     /// Parses and validates a request body for the given route.
-    pub fn parse(kind: RequestKind, bytes: &[u8]) -> Result<InferenceRequest, OpenAiError> {
+    pub fn parse(kind: RequestKind, bytes: &[u8]) -> Result<Reference, OpenAiError> {
         let value: Value = serde_json::from_slice(bytes).map_err(|e| {
             OpenAiError::invalid(format!(
                 "We could not parse the JSON body of your request: {e}. Send a valid JSON object."
@@ -306,7 +287,7 @@ impl InferenceRequest {
             RequestKind::Embeddings => {
                 // Embeddings take no sampling or streaming parameters: only the input and its format.
                 let chars = check_input(&body)?;
-                return Ok(InferenceRequest {
+                return Ok(Reference {
                     kind,
                     model,
                     stream: false,
@@ -341,7 +322,7 @@ impl InferenceRequest {
         opt_number_in(&body, "temperature", 0.0, 2.0)?;
         opt_number_in(&body, "top_p", 0.0, 1.0)?;
         opt_positive_int(&body, "n")?;
-        Ok(InferenceRequest {
+        Ok(Reference {
             kind,
             model,
             stream,
@@ -416,216 +397,5 @@ impl Serialize for StreamOptions<'_> {
         }
         m.serialize_entry("include_usage", &true)?;
         m.end()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn chat(s: &str) -> Result<InferenceRequest, OpenAiError> {
-        InferenceRequest::parse(RequestKind::Chat, s.as_bytes())
-    }
-
-    #[test]
-    fn valid_chat() {
-        let r = chat(r#"{"model":"m","messages":[{"role":"user","content":"hello"}],"stream":true,"stream_options":{"include_usage":true},"max_tokens":5,"top_k":3}"#).unwrap();
-        assert_eq!(r.model, "m");
-        assert!(r.stream && r.include_usage);
-        assert_eq!(r.max_tokens, Some(5));
-        assert_eq!(r.prompt_chars, 5);
-        let up: Value = serde_json::from_slice(&r.upstream_body("served")).unwrap();
-        assert_eq!(up["model"], "served");
-        assert_eq!(up["top_k"], 3, "unknown params pass through");
-        assert_eq!(up["stream_options"]["include_usage"], true);
-    }
-
-    #[test]
-    fn upstream_body_keeps_other_stream_options_and_one_model_key() {
-        let r = chat(
-            r#"{"model":"a","model":"m","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":false,"continuous_usage_stats":true}}"#,
-        )
-        .unwrap();
-        assert_eq!(r.model, "m", "the last of duplicate keys, as serde_json reads it");
-        let raw = r.upstream_body("served");
-        let text = String::from_utf8(raw.clone()).unwrap();
-        assert_eq!(text.matches("\"model\"").count(), 1, "{text}");
-        assert_eq!(text.matches("include_usage").count(), 1, "{text}");
-        let up: Value = serde_json::from_slice(&raw).unwrap();
-        assert_eq!(up["model"], "served");
-        assert_eq!(up["stream_options"]["include_usage"], true);
-        assert_eq!(up["stream_options"]["continuous_usage_stats"], true);
-        assert_eq!(up["messages"][0]["content"], "x");
-        // Not a stream: stream_options cannot be there, nothing is added.
-        let r = chat(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"seed":7}"#).unwrap();
-        let up: Value = serde_json::from_slice(&r.upstream_body("m")).unwrap();
-        assert_eq!(
-            up,
-            serde_json::json!({"model":"m","messages":[{"role":"user","content":"x"}],"seed":7})
-        );
-    }
-
-    #[test]
-    fn stream_forces_usage_upstream() {
-        let r = chat(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":true}"#).unwrap();
-        assert!(!r.include_usage);
-        let up: Value = serde_json::from_slice(&r.upstream_body("m")).unwrap();
-        assert_eq!(up["stream_options"]["include_usage"], true);
-    }
-
-    #[test]
-    fn errors_name_the_param() {
-        let cases = [
-            (
-                r#"{"messages":[{"role":"user","content":"x"}]}"#,
-                "model",
-                "Missing required parameter: 'model'.",
-            ),
-            (
-                r#"{"model":1,"messages":[]}"#,
-                "model",
-                "Invalid type for 'model': expected a string, but got an integer instead.",
-            ),
-            (
-                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":"ten"}"#,
-                "max_tokens",
-                "Invalid type for 'max_tokens': expected an integer, but got a string instead.",
-            ),
-            (
-                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"max_tokens":0}"#,
-                "max_tokens",
-                "Invalid 'max_tokens': integer below minimum value. Expected a value >= 1, but got 0 instead.",
-            ),
-            (
-                r#"{"model":"m","messages":[{"role":"robot","content":"x"}]}"#,
-                "messages[0].role",
-                "Invalid value for 'messages[0].role': 'robot'. Supported values are: 'system', 'developer', 'user', 'assistant', 'tool', 'function'.",
-            ),
-            (
-                r#"{"model":"m","messages":[{"role":"user","content":5}]}"#,
-                "messages[0].content",
-                "Invalid type for 'messages[0].content': expected a string or an array of content parts, but got an integer instead.",
-            ),
-            (
-                r#"{"model":"m","messages":[]}"#,
-                "messages",
-                "Invalid 'messages': empty array. Expected an array with minimum length 1, but got an empty array instead.",
-            ),
-            (
-                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":"yes"}"#,
-                "stream",
-                "Invalid type for 'stream': expected a boolean, but got a string instead.",
-            ),
-            (
-                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":true}}"#,
-                "stream_options",
-                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-            ),
-            (
-                r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":3}"#,
-                "temperature",
-                "Invalid 'temperature': expected a value between 0 and 2, but got 3 instead.",
-            ),
-        ];
-        for (body, param, msg) in cases {
-            let e = chat(body).unwrap_err();
-            assert_eq!(e.status(), 400, "{body}");
-            assert_eq!(e.param.as_deref(), Some(param), "{body}");
-            assert_eq!(e.message, msg, "{body}");
-        }
-    }
-
-    #[test]
-    fn malformed_json() {
-        let e = chat("{not json").unwrap_err();
-        assert_eq!(e.status(), 400);
-        assert_eq!(e.code.as_deref(), Some("invalid_json"));
-        assert!(
-            e.message
-                .starts_with("We could not parse the JSON body of your request")
-        );
-        let e = chat("[1,2]").unwrap_err();
-        assert_eq!(
-            e.message,
-            "The request body must be a JSON object, but got an array instead."
-        );
-    }
-
-    #[test]
-    fn embeddings_inputs() {
-        let p = |s: &str| InferenceRequest::parse(RequestKind::Embeddings, s.as_bytes());
-        let r =
-            p(r#"{"model":"e","input":"abcd","encoding_format":"base64","dimensions":8,"stream":"ignored"}"#).unwrap();
-        assert_eq!((r.kind, r.prompt_chars, r.stream), (RequestKind::Embeddings, 4, false));
-        assert_eq!(RequestKind::Embeddings.path(), "/v1/embeddings");
-        assert_eq!(p(r#"{"model":"e","input":["ab","cd"]}"#).unwrap().prompt_chars, 4);
-        assert_eq!(p(r#"{"model":"e","input":[1,2]}"#).unwrap().prompt_chars, 8);
-        assert_eq!(p(r#"{"model":"e","input":[[1,2],[3]]}"#).unwrap().prompt_chars, 12);
-        let up: Value = serde_json::from_slice(&p(r#"{"model":"e","input":"x"}"#).unwrap().upstream_body("s")).unwrap();
-        assert_eq!(up, serde_json::json!({"model":"s","input":"x"}));
-        let cases = [
-            (r#"{"model":"e"}"#, "input", "Missing required parameter: 'input'."),
-            (r#"{"model":"e","input":""}"#, "input", "Invalid 'input': empty string."),
-            (
-                r#"{"model":"e","input":[]}"#,
-                "input",
-                "Invalid 'input': empty array. Expected an array with minimum length 1, but got an empty array instead.",
-            ),
-            (
-                r#"{"model":"e","input":{"a":1}}"#,
-                "input",
-                "Invalid type for 'input': expected a string, an array of strings, an array of integers, or an array of integer arrays, but got an object instead.",
-            ),
-            (
-                r#"{"model":"e","input":["a",2]}"#,
-                "input[1]",
-                "Invalid type for 'input[1]': expected a string, but got an integer instead.",
-            ),
-            (
-                r#"{"model":"e","input":["a",""]}"#,
-                "input[1]",
-                "Invalid 'input[1]': empty string.",
-            ),
-            (
-                r#"{"model":"e","input":[1,-2]}"#,
-                "input[1]",
-                "Invalid type for 'input[1]': expected a non-negative integer, but got an integer instead.",
-            ),
-            (
-                r#"{"model":"e","input":[[1],["x"]]}"#,
-                "input[1]",
-                "Invalid type for 'input[1]': expected an array of non-negative integers, but got an array instead.",
-            ),
-            (
-                r#"{"model":"e","input":"x","encoding_format":"hex"}"#,
-                "encoding_format",
-                "Invalid value for 'encoding_format': 'hex'. Supported values are: 'float' and 'base64'.",
-            ),
-            (
-                r#"{"model":"e","input":"x","dimensions":0}"#,
-                "dimensions",
-                "Invalid 'dimensions': integer below minimum value. Expected a value >= 1, but got 0 instead.",
-            ),
-        ];
-        for (body, param, msg) in cases {
-            let e = p(body).unwrap_err();
-            assert_eq!(e.status(), 400, "{body}");
-            assert_eq!(e.param.as_deref(), Some(param), "{body}");
-            assert_eq!(e.message, msg, "{body}");
-        }
-        let many = format!(r#"{{"model":"e","input":[{}]}}"#, vec!["\"a\""; 2049].join(","));
-        assert_eq!(p(&many).unwrap_err().param.as_deref(), Some("input"));
-    }
-
-    #[test]
-    fn completion_prompts() {
-        let p = |s: &str| InferenceRequest::parse(RequestKind::Completion, s.as_bytes());
-        assert_eq!(p(r#"{"model":"m","prompt":"abcd"}"#).unwrap().prompt_chars, 4);
-        assert_eq!(p(r#"{"model":"m","prompt":["ab","cd"]}"#).unwrap().prompt_chars, 4);
-        assert_eq!(p(r#"{"model":"m","prompt":[1,2,3]}"#).unwrap().prompt_chars, 12);
-        let e = p(r#"{"model":"m","prompt":{"a":1}}"#).unwrap_err();
-        assert_eq!(e.param.as_deref(), Some("prompt"));
-        let e = p(r#"{"model":"m"}"#).unwrap_err();
-        assert_eq!(e.message, "Missing required parameter: 'prompt'.");
     }
 }
