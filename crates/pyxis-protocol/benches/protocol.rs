@@ -13,6 +13,29 @@ fn bench(c: &mut Criterion) {
     c.bench_function("parse/chat_request", |b| {
         b.iter(|| InferenceRequest::parse_bytes(RequestKind::Chat, bytes::Bytes::from_static(black_box(body))))
     });
+    // A long conversation: 24 messages, about 16 KiB of text.
+    let turn = "Explain how the fair queue shares a contended GPU between tenants by weight. ".repeat(8);
+    let messages: Vec<serde_json::Value> = (0..24)
+        .map(|i| serde_json::json!({"role": if i % 2 == 0 { "user" } else { "assistant" }, "content": turn}))
+        .collect();
+    let long = bytes::Bytes::from(
+        serde_json::to_vec(&serde_json::json!({"model": "llama-3-8b", "messages": messages, "max_tokens": 256}))
+            .expect("json"),
+    );
+    c.bench_function("baseline/serde_json_value_16k", |b| {
+        b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(&long)))
+    });
+    c.bench_function("parse/chat_request_16k", |b| {
+        b.iter(|| InferenceRequest::parse_bytes(RequestKind::Chat, black_box(long.clone())))
+    });
+    let long_req = InferenceRequest::parse_bytes(RequestKind::Chat, long.clone()).expect("valid");
+    let long_tree: serde_json::Value = serde_json::from_slice(&long).expect("json");
+    c.bench_function("parse/upstream_body_16k", |b| {
+        b.iter(|| long_req.upstream_body(black_box("served")))
+    });
+    c.bench_function("baseline/serialize_value_tree_16k", |b| {
+        b.iter(|| serde_json::to_vec(black_box(&long_tree)).unwrap_or_default())
+    });
     let req = InferenceRequest::parse(RequestKind::Chat, body).expect("valid");
     c.bench_function("parse/upstream_body", |b| {
         b.iter(|| req.upstream_body(black_box("served")))
