@@ -707,6 +707,14 @@ mod tests {
         let e = r.body().unwrap_err();
         assert_eq!((e.status(), e.param.as_deref()), (400, Some("top_k")));
         assert_eq!(e.code.as_deref(), Some("invalid_json"));
+        // So is nesting deeper than `serde_json`'s recursion limit (128).
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        let r = chat(&format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}],"x":{deep}}}"#
+        ))
+        .unwrap();
+        assert!(String::from_utf8(r.upstream_body("s")).unwrap().contains(&deep));
+        assert_eq!(r.body().unwrap_err().param.as_deref(), Some("x"));
         let r = chat(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"top_k":3}"#).unwrap();
         assert_eq!(r.body().unwrap()["top_k"], 3);
         // A field the gateway reads is refused at once.
