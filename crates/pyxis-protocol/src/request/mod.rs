@@ -359,7 +359,8 @@ impl InferenceRequest {
 
     /// The whole body as a JSON map, built on first use and kept. An error only for a value that
     /// is JSON but that `serde_json` cannot hold (a number beyond `f64`, nesting deeper than 128)
-    /// in a member the gateway itself does not read.
+    /// where the gateway itself does not read (an unknown member, a message's other fields): the
+    /// parse checks those as JSON syntax only and passes them on as written.
     pub fn body(&self) -> Result<&Map<String, Value>, OpenAiError> {
         self.tree
             .get_or_init(|| {
@@ -715,6 +716,14 @@ mod tests {
         .unwrap();
         assert!(String::from_utf8(r.upstream_body("s")).unwrap().contains(&deep));
         assert_eq!(r.body().unwrap_err().param.as_deref(), Some("x"));
+        // Skipping nesting costs no stack: a million levels (the body limit allows 16 million) is fine.
+        let deeper = format!("{}{}", "[".repeat(1_000_000), "]".repeat(1_000_000));
+        assert!(
+            chat(&format!(
+                r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}],"x":{deeper}}}"#
+            ))
+            .is_ok()
+        );
         let r = chat(r#"{"model":"m","messages":[{"role":"user","content":"x"}],"top_k":3}"#).unwrap();
         assert_eq!(r.body().unwrap()["top_k"], 3);
         // A field the gateway reads is refused at once.
