@@ -58,7 +58,7 @@ pub struct InferenceRequest {
     tree: OnceLock<Result<Map<String, Value>, OpenAiError>>,
 }
 
-pub(crate) const CHAT_ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
+const CHAT_ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
 
 fn type_name(v: &Value) -> &'static str {
     match v {
@@ -85,7 +85,7 @@ fn raw_type_name(raw: &RawValue) -> &'static str {
     }
 }
 
-pub(crate) fn wrong_type_named(param: &str, expected: &str, got: &str) -> OpenAiError {
+fn wrong_type_named(param: &str, expected: &str, got: &str) -> OpenAiError {
     OpenAiError::invalid(format!(
         "Invalid type for '{param}': expected {expected}, but got {got} instead."
     ))
@@ -97,17 +97,17 @@ fn wrong_type(param: &str, expected: &str, got: &Value) -> OpenAiError {
     wrong_type_named(param, expected, type_name(got))
 }
 
-pub(crate) fn missing(param: &str) -> OpenAiError {
+fn missing(param: &str) -> OpenAiError {
     OpenAiError::invalid(format!("Missing required parameter: '{param}'."))
         .with_param(param)
         .with_code("missing_required_parameter")
 }
 
-pub(crate) fn invalid_value(param: &str, msg: String) -> OpenAiError {
+fn invalid_value(param: &str, msg: String) -> OpenAiError {
     OpenAiError::invalid(msg).with_param(param).with_code("invalid_value")
 }
 
-pub(crate) fn invalid_json(e: &serde_json::Error) -> OpenAiError {
+fn invalid_json(e: &serde_json::Error) -> OpenAiError {
     OpenAiError::invalid(format!(
         "We could not parse the JSON body of your request: {e}. Send a valid JSON object."
     ))
